@@ -1,0 +1,168 @@
+//! `adaexp bench optim`: one optimizer step of AdaExp vs Burn's own Adam on parameter sets the
+//! size of ResNet-20 and VGG-16, on the CPU backend.
+
+use std::time::{Duration, Instant};
+
+use burn::module::{Module, Param};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Distribution, Tensor};
+use clap::{Args, Subcommand};
+
+use crate::optim::spec::AdaExpSpec;
+use crate::optim::{Length, OptimizerSpec, Schedule};
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    target: BenchTarget,
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchTarget {
+    /// Time of one optimizer step: AdaExp vs Burn's Adam.
+    Optim {
+        /// Timed steps per measurement (after 2 warm-up steps); the median is reported.
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+    },
+}
+
+/// Parameter tensors with the sizes of a real network's layers.
+#[derive(Module, Debug)]
+struct ParamSet {
+    tensors: Vec<Param<Tensor<1>>>,
+}
+
+/// 3×3 conv (+ batch-norm scale and shift) sizes for `(in, out)` channel pairs, then a
+/// `features → 10` classifier.
+fn conv_net_sizes(convs: &[(usize, usize)], features: usize) -> Vec<usize> {
+    let mut sizes = Vec::new();
+    for &(cin, cout) in convs {
+        sizes.extend([cin * cout * 9, cout, cout]);
+    }
+    sizes.extend([features * 10, 10]);
+    sizes
+}
+
+/// ResNet-20 (CIFAR): a 3→16 stem, then 3 stages × 3 basic blocks of two convs, 16/32/64 wide.
+fn resnet20_sizes() -> Vec<usize> {
+    let mut convs = vec![(3, 16)];
+    let mut cin = 16;
+    for width in [16, 32, 64] {
+        for _ in 0..6 {
+            convs.push((cin, width));
+            cin = width;
+        }
+    }
+    conv_net_sizes(&convs, 64)
+}
+
+/// VGG-16 (CIFAR, batch norm): 13 convs, then one 512 → 10 classifier.
+fn vgg16_sizes() -> Vec<usize> {
+    let widths = [
+        64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512,
+    ];
+    let mut convs = Vec::new();
+    let mut cin = 3;
+    for width in widths {
+        convs.push((cin, width));
+        cin = width;
+    }
+    conv_net_sizes(&convs, 512)
+}
+
+fn param_set(sizes: &[usize], device: &Device) -> ParamSet {
+    let tensors = sizes
+        .iter()
+        .map(|&n| Param::from_tensor(Tensor::random([n], Distribution::Normal(0.0, 0.1), device)))
+        .collect();
+    ParamSet { tensors }
+}
+
+fn gradients(set: &ParamSet, device: &Device) -> GradientsParams {
+    let mut grads = GradientsParams::new();
+    for param in &set.tensors {
+        let shape = param.val().shape();
+        grads.register(
+            param.id,
+            Tensor::<1>::random(shape, Distribution::Normal(0.0, 1.0), device),
+        );
+    }
+    grads
+}
+
+/// Median wall time of one `ModuleOptimizer::step` over `steps` timed steps.
+fn time_steps(
+    mut optimizer: ModuleOptimizer,
+    mut set: ParamSet,
+    steps: usize,
+    device: &Device,
+) -> Duration {
+    let mut times = Vec::with_capacity(steps);
+    for i in 0..steps + 2 {
+        let grads = gradients(&set, device);
+        let start = Instant::now();
+        set = optimizer.step(1e-3, set, grads);
+        // Reading one value back makes sure the step has really run.
+        let _ = set.tensors[0].val().slice(0..1).into_data();
+        if i >= 2 {
+            times.push(start.elapsed());
+        }
+    }
+    times.sort();
+    times[times.len() / 2]
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let BenchTarget::Optim { steps } = args.target;
+    let steps = steps.max(1);
+    let device = Device::flex();
+    let adaexp = OptimizerSpec::AdaExp(AdaExpSpec {
+        p: Schedule::Linear {
+            start: 0.5,
+            end: 0.0,
+            length: Length::Steps(1000),
+        },
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        amsgrad: false,
+        weight_decay: None,
+    });
+    println!("optimizer step on the CPU (flex) backend, median of {steps} steps");
+    println!(
+        "{:<10} {:>10} {:>14} {:>14} {:>8}",
+        "params", "count", "burn adam ms", "adaexp ms", "ratio"
+    );
+    for (name, sizes) in [("resnet20", resnet20_sizes()), ("vgg16", vgg16_sizes())] {
+        let count: usize = sizes.iter().sum();
+        let set = param_set(&sizes, &device);
+        let burn_adam = AdamConfig::new().with_epsilon(1e-8).init();
+        let reference = time_steps(burn_adam, set.clone(), steps, &device);
+        let ours = time_steps(adaexp.build(1).optimizer, set, steps, &device);
+        println!(
+            "{:<10} {:>10} {:>14.3} {:>14.3} {:>8.3}",
+            name,
+            count,
+            reference.as_secs_f64() * 1e3,
+            ours.as_secs_f64() * 1e3,
+            ours.as_secs_f64() / reference.as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameter_sets_have_the_networks_sizes() {
+        let resnet: usize = resnet20_sizes().iter().sum();
+        // He et al. report 0.27 M for ResNet-20 (BN scale and shift included).
+        assert!((265_000..280_000).contains(&resnet), "{resnet}");
+        let vgg: usize = vgg16_sizes().iter().sum();
+        // 14.7 M for the CIFAR VGG-16 with batch norm and one 512 → 10 classifier.
+        assert!((14_600_000..14_800_000).contains(&vgg), "{vgg}");
+    }
+}

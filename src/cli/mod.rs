@@ -1,0 +1,70 @@
+//! The native command line: clap commands and their output files.
+
+mod bench;
+mod output;
+mod trace;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use output::write_atomic;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "adaexp",
+    version,
+    about = "Decaying Adam's second-moment exponent toward SGDM"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run one optimizer on a 2-D test function and print its trajectory.
+    Trace(trace::TraceArgs),
+    /// Time the optimizers.
+    Bench(bench::BenchArgs),
+}
+
+/// Clap's own messages span several lines (usage, tips); scripts want one line naming the flag.
+fn one_line(err: &clap::Error) -> String {
+    let rendered = err.render().to_string();
+    let message: Vec<&str> = rendered
+        .lines()
+        .take_while(|line| !line.starts_with("Usage:"))
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with("tip:"))
+        .collect();
+    message.join(" ")
+}
+
+/// Parses the arguments, runs the command and reports any error as one line on stderr.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) if !err.use_stderr() => {
+            // --help and --version.
+            let _ = err.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            eprintln!("{}", one_line(&err));
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        Command::Trace(args) => trace::run(args),
+        Command::Bench(args) => bench::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // `{:#}` joins anyhow's context chain on one line.
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

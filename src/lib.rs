@@ -1,0 +1,11 @@
+//! adaexp: does decaying Adam's second-moment exponent p from 0.5 toward 0 close the gap
+//! between Adam and SGD with momentum?
+
+pub mod optim;
+pub mod trace;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub mod cli;
+
+// `#[derive(RecordState)]` expands to these crate-root paths.
+pub use burn::optim::{RecordState, StateSink, StateSource, join_path};

@@ -1,0 +1,386 @@
+//! Schedules as pure functions of the step: the exponent p(t) and the learning rate η(t).
+//!
+//! Convention (one place): step t = 1, 2, … reads progress s = (t − 1) / T clamped to [0, 1],
+//! where T is the schedule length in steps. A length given in epochs becomes
+//! epochs × batches-per-epoch steps.
+
+use serde::{Deserialize, Serialize};
+use std::f64::consts::PI;
+
+use crate::optim::spec::{SpecError, check_fraction, check_positive, check_range};
+
+/// How long a schedule runs: a number of optimizer steps or of epochs.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum Length {
+    Steps(u64),
+    Epochs(f64),
+}
+
+impl Length {
+    /// The length in steps, given the number of batches in one epoch.
+    pub fn steps(self, steps_per_epoch: u64) -> f64 {
+        match self {
+            Length::Steps(n) => n as f64,
+            Length::Epochs(e) => e * steps_per_epoch as f64,
+        }
+    }
+
+    pub fn validate(&self, field: &str) -> Result<(), SpecError> {
+        match *self {
+            Length::Steps(0) => Err(SpecError::new(field, "must be at least 1 step, got 0")),
+            Length::Steps(_) => Ok(()),
+            Length::Epochs(e) => check_positive(field, e),
+        }
+    }
+}
+
+/// Progress s = (t − 1) / T clamped to [0, 1] for step t (t counts from 1).
+pub fn progress(step: u64, length_steps: f64) -> f64 {
+    if length_steps <= 0.0 {
+        return 1.0;
+    }
+    (step.saturating_sub(1) as f64 / length_steps).clamp(0.0, 1.0)
+}
+
+/// The exponent p(t) applied to v̂ in the adaptive update.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "shape", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Schedule {
+    /// p(t) = value.
+    Constant { value: f64 },
+    /// p(t) = start + (end − start)·s.
+    Linear {
+        start: f64,
+        end: f64,
+        length: Length,
+    },
+    /// p(t) = end + (start − end)·(1 + cos πs)/2.
+    Cosine {
+        start: f64,
+        end: f64,
+        length: Length,
+    },
+    /// p(t) = start until s ≥ the first fraction, then each listed value from its fraction on.
+    Step {
+        start: f64,
+        /// (fraction of the length, value from there on), fractions strictly increasing.
+        steps: Vec<(f64, f64)>,
+        length: Length,
+    },
+}
+
+impl Schedule {
+    pub fn constant(value: f64) -> Self {
+        Schedule::Constant { value }
+    }
+
+    /// The value at step t (from 1), with `steps_per_epoch` converting epoch lengths.
+    pub fn value(&self, step: u64, steps_per_epoch: u64) -> f64 {
+        match self {
+            Schedule::Constant { value } => *value,
+            Schedule::Linear { start, end, length } => {
+                let s = progress(step, length.steps(steps_per_epoch));
+                start + (end - start) * s
+            }
+            Schedule::Cosine { start, end, length } => {
+                let s = progress(step, length.steps(steps_per_epoch));
+                end + (start - end) * (1.0 + (PI * s).cos()) / 2.0
+            }
+            Schedule::Step {
+                start,
+                steps,
+                length,
+            } => {
+                let s = progress(step, length.steps(steps_per_epoch));
+                steps
+                    .iter()
+                    .take_while(|(fraction, _)| s >= *fraction)
+                    .last()
+                    .map_or(*start, |(_, value)| *value)
+            }
+        }
+    }
+
+    /// Checks an exponent schedule: every level in [0, 1], a positive length, ordered fractions.
+    /// `field` names the schedule (e.g. `p`) in the error.
+    pub fn validate_exponent(&self, field: &str) -> Result<(), SpecError> {
+        let level_field = |name: &str| format!("{field}.{name}");
+        match self {
+            Schedule::Constant { value } => check_range(field, *value, 0.0, 1.0)?,
+            Schedule::Linear { start, end, length } | Schedule::Cosine { start, end, length } => {
+                check_range(&level_field("start"), *start, 0.0, 1.0)?;
+                check_range(&level_field("end"), *end, 0.0, 1.0)?;
+                length.validate(&level_field("length"))?;
+            }
+            Schedule::Step {
+                start,
+                steps,
+                length,
+            } => {
+                check_range(&level_field("start"), *start, 0.0, 1.0)?;
+                length.validate(&level_field("length"))?;
+                let mut previous = None;
+                for (i, (fraction, value)) in steps.iter().enumerate() {
+                    let name = level_field(&format!("steps[{i}]"));
+                    check_fraction(&name, *fraction)?;
+                    check_range(&name, *value, 0.0, 1.0)?;
+                    if previous.is_some_and(|p| *fraction <= p) {
+                        return Err(SpecError::new(
+                            &name,
+                            format!(
+                                "fractions must be strictly increasing, got {fraction} after {}",
+                                previous.unwrap_or_default()
+                            ),
+                        ));
+                    }
+                    previous = Some(*fraction);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How the learning rate decays from its base value.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "shape", rename_all = "lowercase", deny_unknown_fields)]
+pub enum LrDecay {
+    /// η(t) = lr.
+    #[default]
+    Constant,
+    /// η(t) = lr·gamma^k, k = the number of milestones already passed (t − 1 ≥ milestone).
+    Step { milestones: Vec<Length>, gamma: f64 },
+    /// η(t) = floor + (lr − floor)·(1 + cos πs)/2.
+    Cosine { floor: f64, length: Length },
+}
+
+/// η(t): a base learning rate, its decay, and an optional linear warm-up.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LrSchedule {
+    pub lr: f64,
+    #[serde(default)]
+    pub decay: LrDecay,
+    /// Linear warm-up: the rate is multiplied by min(1, t / warmup).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<Length>,
+}
+
+impl LrSchedule {
+    pub fn constant(lr: f64) -> Self {
+        LrSchedule {
+            lr,
+            decay: LrDecay::Constant,
+            warmup: None,
+        }
+    }
+
+    pub fn value(&self, step: u64, steps_per_epoch: u64) -> f64 {
+        let decayed = match &self.decay {
+            LrDecay::Constant => self.lr,
+            LrDecay::Step { milestones, gamma } => {
+                let done = step.saturating_sub(1) as f64;
+                let passed = milestones
+                    .iter()
+                    .filter(|m| done >= m.steps(steps_per_epoch))
+                    .count();
+                self.lr * gamma.powi(passed as i32)
+            }
+            LrDecay::Cosine { floor, length } => {
+                let s = progress(step, length.steps(steps_per_epoch));
+                floor + (self.lr - floor) * (1.0 + (PI * s).cos()) / 2.0
+            }
+        };
+        let warm = self
+            .warmup
+            .map_or(1.0, |w| (step as f64 / w.steps(steps_per_epoch)).min(1.0));
+        decayed * warm
+    }
+
+    pub fn validate(&self) -> Result<(), SpecError> {
+        check_positive("lr", self.lr)?;
+        match &self.decay {
+            LrDecay::Constant => {}
+            LrDecay::Step { milestones, gamma } => {
+                check_range("lr.gamma", *gamma, 0.0, 1.0)?;
+                let mut previous: Option<&Length> = None;
+                for (i, m) in milestones.iter().enumerate() {
+                    let name = format!("lr.milestones[{i}]");
+                    m.validate(&name)?;
+                    if let Some(p) = previous
+                        && std::mem::discriminant(p) == std::mem::discriminant(m)
+                        && m.steps(1) <= p.steps(1)
+                    {
+                        return Err(SpecError::new(&name, "milestones must be increasing"));
+                    }
+                    previous = Some(m);
+                }
+            }
+            LrDecay::Cosine { floor, length } => {
+                if !floor.is_finite() || *floor < 0.0 || *floor > self.lr {
+                    return Err(SpecError::new(
+                        "lr.floor",
+                        format!("must be in [0, lr = {}], got {floor}", self.lr),
+                    ));
+                }
+                length.validate("lr.length")?;
+            }
+        }
+        if let Some(w) = &self.warmup {
+            w.validate("lr.warmup")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STEPS: Length = Length::Steps(100);
+
+    fn close(a: f64, b: f64) {
+        assert!((a - b).abs() < 1e-12, "{a} != {b}");
+    }
+
+    #[test]
+    fn progress_starts_at_zero_and_clamps() {
+        close(progress(1, 100.0), 0.0);
+        close(progress(51, 100.0), 0.5);
+        close(progress(101, 100.0), 1.0);
+        close(progress(500, 100.0), 1.0);
+    }
+
+    #[test]
+    fn linear_at_zero_half_one() {
+        let p = Schedule::Linear {
+            start: 0.5,
+            end: 0.0,
+            length: STEPS,
+        };
+        close(p.value(1, 1), 0.5);
+        close(p.value(51, 1), 0.25);
+        close(p.value(101, 1), 0.0);
+        close(p.value(1000, 1), 0.0);
+    }
+
+    #[test]
+    fn cosine_at_zero_half_one() {
+        let p = Schedule::Cosine {
+            start: 0.5,
+            end: 0.1,
+            length: STEPS,
+        };
+        close(p.value(1, 1), 0.5);
+        // cos(π/2) = 0: halfway between the ends.
+        close(p.value(51, 1), 0.3);
+        close(p.value(101, 1), 0.1);
+    }
+
+    #[test]
+    fn constant_everywhere() {
+        let p = Schedule::constant(0.125);
+        for t in [1, 51, 101] {
+            close(p.value(t, 1), 0.125);
+        }
+    }
+
+    #[test]
+    fn step_switches_exactly_at_fraction_boundaries() {
+        let p = Schedule::Step {
+            start: 0.5,
+            steps: vec![(0.5, 0.25), (0.75, 0.0)],
+            length: STEPS,
+        };
+        close(p.value(1, 1), 0.5);
+        close(p.value(50, 1), 0.5); // s = 0.49
+        close(p.value(51, 1), 0.25); // s = 0.50
+        close(p.value(75, 1), 0.25); // s = 0.74
+        close(p.value(76, 1), 0.0); // s = 0.75
+        close(p.value(101, 1), 0.0);
+    }
+
+    #[test]
+    fn epoch_lengths_use_batches_per_epoch() {
+        let p = Schedule::Linear {
+            start: 0.5,
+            end: 0.0,
+            length: Length::Epochs(2.0),
+        };
+        // 2 epochs × 10 batches = 20 steps; step 11 is halfway.
+        close(p.value(11, 10), 0.25);
+        close(p.value(21, 10), 0.0);
+    }
+
+    #[test]
+    fn lr_step_decay_at_milestones() {
+        let lr = LrSchedule {
+            lr: 0.1,
+            decay: LrDecay::Step {
+                milestones: vec![Length::Epochs(1.0), Length::Epochs(2.0)],
+                gamma: 0.1,
+            },
+            warmup: None,
+        };
+        close(lr.value(1, 10), 0.1);
+        close(lr.value(10, 10), 0.1); // last step of epoch 1
+        close(lr.value(11, 10), 0.01); // first step of epoch 2
+        close(lr.value(21, 10), 0.001);
+    }
+
+    #[test]
+    fn lr_cosine_to_floor_and_warmup() {
+        let lr = LrSchedule {
+            lr: 1.0,
+            decay: LrDecay::Cosine {
+                floor: 0.2,
+                length: STEPS,
+            },
+            warmup: Some(Length::Steps(4)),
+        };
+        close(lr.value(1, 1), 1.0 * 0.25); // warm-up 1/4, s = 0
+        close(
+            lr.value(4, 1),
+            (0.2 + 0.8 * (1.0 + (PI * 0.03).cos()) / 2.0) * 1.0,
+        );
+        close(lr.value(51, 1), 0.6);
+        close(lr.value(101, 1), 0.2);
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let bad = Schedule::Linear {
+            start: 0.5,
+            end: 1.5,
+            length: STEPS,
+        };
+        let err = bad.validate_exponent("p").unwrap_err();
+        assert_eq!(err.field, "p.end");
+        assert!(err.to_string().contains("[0, 1]"), "{err}");
+
+        let zero = Schedule::Linear {
+            start: 0.5,
+            end: 0.0,
+            length: Length::Steps(0),
+        };
+        assert_eq!(zero.validate_exponent("p").unwrap_err().field, "p.length");
+
+        let unordered = Schedule::Step {
+            start: 0.5,
+            steps: vec![(0.6, 0.2), (0.4, 0.1)],
+            length: STEPS,
+        };
+        let err = unordered.validate_exponent("p").unwrap_err();
+        assert_eq!(err.field, "p.steps[1]");
+        assert!(err.to_string().contains("increasing"));
+
+        let nan = Schedule::constant(f64::NAN);
+        assert_eq!(nan.validate_exponent("p").unwrap_err().field, "p");
+
+        assert_eq!(
+            LrSchedule::constant(0.0).validate().unwrap_err().field,
+            "lr"
+        );
+    }
+}

@@ -1,0 +1,410 @@
+//! `OptimizerSpec`: the one description of an optimizer that CLI flags, TOML files, the page's
+//! URL and result files all share, with validation that names the offending field.
+
+use serde::{Deserialize, Serialize};
+
+use crate::optim::schedule::Schedule;
+
+/// An invalid hyperparameter: which field, and what was expected.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct SpecError {
+    pub field: String,
+    pub message: String,
+}
+
+impl SpecError {
+    pub fn new(field: &str, message: impl Into<String>) -> Self {
+        SpecError {
+            field: field.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A finite number > 0.
+pub fn check_positive(field: &str, value: f64) -> Result<(), SpecError> {
+    if value.is_finite() && value > 0.0 {
+        Ok(())
+    } else {
+        Err(SpecError::new(
+            field,
+            format!("must be a finite number > 0, got {value}"),
+        ))
+    }
+}
+
+/// A finite number in the closed range [lo, hi].
+pub fn check_range(field: &str, value: f64, lo: f64, hi: f64) -> Result<(), SpecError> {
+    if value.is_finite() && (lo..=hi).contains(&value) {
+        Ok(())
+    } else {
+        Err(SpecError::new(
+            field,
+            format!("must be in [{lo}, {hi}], got {value}"),
+        ))
+    }
+}
+
+/// A fraction of a schedule's length: [0, 1].
+pub fn check_fraction(field: &str, value: f64) -> Result<(), SpecError> {
+    check_range(field, value, 0.0, 1.0)
+}
+
+/// A decay rate such as β or momentum: [0, 1).
+pub fn check_decay_rate(field: &str, value: f64) -> Result<(), SpecError> {
+    if value.is_finite() && (0.0..1.0).contains(&value) {
+        Ok(())
+    } else {
+        Err(SpecError::new(
+            field,
+            format!("must be in [0, 1), got {value}"),
+        ))
+    }
+}
+
+/// Weight decay λ: coupled L2 (λθ added to the gradient) or decoupled (θ ← θ − η·λ·θ).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum WeightDecay {
+    L2(f64),
+    Decoupled(f64),
+}
+
+impl WeightDecay {
+    pub fn lambda(self) -> f64 {
+        match self {
+            WeightDecay::L2(l) | WeightDecay::Decoupled(l) => l,
+        }
+    }
+
+    fn validate(self) -> Result<(), SpecError> {
+        let lambda = self.lambda();
+        if lambda.is_finite() && lambda >= 0.0 {
+            Ok(())
+        } else {
+            Err(SpecError::new(
+                "weight_decay",
+                format!("must be a finite number >= 0, got {lambda}"),
+            ))
+        }
+    }
+}
+
+fn default_momentum() -> f64 {
+    0.9
+}
+fn default_beta1() -> f64 {
+    0.9
+}
+fn default_beta2() -> f64 {
+    0.999
+}
+fn default_eps() -> f64 {
+    1e-8
+}
+fn default_padam_p() -> f64 {
+    0.125
+}
+fn default_true() -> bool {
+    true
+}
+
+/// SGD with momentum, PyTorch convention: buf ← μ·buf + g (buf = g at t = 1), θ ← θ − η·buf.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SgdmSpec {
+    #[serde(default = "default_momentum")]
+    pub momentum: f64,
+    #[serde(default)]
+    pub nesterov: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_decay: Option<WeightDecay>,
+}
+
+/// The adaptive family's shared hyperparameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdamSpec {
+    #[serde(default = "default_beta1")]
+    pub beta1: f64,
+    #[serde(default = "default_beta2")]
+    pub beta2: f64,
+    #[serde(default = "default_eps")]
+    pub eps: f64,
+    #[serde(default)]
+    pub amsgrad: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_decay: Option<WeightDecay>,
+}
+
+/// Padam: a constant partial exponent p with the AMSGrad max on by default.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PadamSpec {
+    #[serde(default = "default_padam_p")]
+    pub p: f64,
+    #[serde(default = "default_beta1")]
+    pub beta1: f64,
+    #[serde(default = "default_beta2")]
+    pub beta2: f64,
+    #[serde(default = "default_eps")]
+    pub eps: f64,
+    #[serde(default = "default_true")]
+    pub amsgrad: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_decay: Option<WeightDecay>,
+}
+
+/// AdaExp: the exponent p(t) follows a schedule (typically 0.5 → 0).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdaExpSpec {
+    pub p: Schedule,
+    #[serde(default = "default_beta1")]
+    pub beta1: f64,
+    #[serde(default = "default_beta2")]
+    pub beta2: f64,
+    #[serde(default = "default_eps")]
+    pub eps: f64,
+    #[serde(default)]
+    pub amsgrad: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_decay: Option<WeightDecay>,
+}
+
+impl Default for SgdmSpec {
+    fn default() -> Self {
+        SgdmSpec {
+            momentum: default_momentum(),
+            nesterov: false,
+            weight_decay: None,
+        }
+    }
+}
+
+impl Default for AdamSpec {
+    fn default() -> Self {
+        AdamSpec {
+            beta1: default_beta1(),
+            beta2: default_beta2(),
+            eps: default_eps(),
+            amsgrad: false,
+            weight_decay: None,
+        }
+    }
+}
+
+impl Default for PadamSpec {
+    fn default() -> Self {
+        PadamSpec {
+            p: default_padam_p(),
+            beta1: default_beta1(),
+            beta2: default_beta2(),
+            eps: default_eps(),
+            amsgrad: true,
+            weight_decay: None,
+        }
+    }
+}
+
+/// One optimizer of the family.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum OptimizerSpec {
+    Sgdm(SgdmSpec),
+    Adam(AdamSpec),
+    Padam(PadamSpec),
+    AdaExp(AdaExpSpec),
+}
+
+/// The adaptive rule's parameters, whichever family member they came from:
+/// Adam is p ≡ 0.5, Padam a constant p, AdaExp a schedule.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AdaptiveParams {
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub amsgrad: bool,
+    pub exponent: Schedule,
+    pub weight_decay: Option<WeightDecay>,
+}
+
+impl OptimizerSpec {
+    /// The short name used in flags and files: `sgdm`, `adam`, `padam`, `adaexp`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            OptimizerSpec::Sgdm(_) => "sgdm",
+            OptimizerSpec::Adam(_) => "adam",
+            OptimizerSpec::Padam(_) => "padam",
+            OptimizerSpec::AdaExp(_) => "adaexp",
+        }
+    }
+
+    pub fn weight_decay(&self) -> Option<WeightDecay> {
+        match self {
+            OptimizerSpec::Sgdm(s) => s.weight_decay,
+            OptimizerSpec::Adam(s) => s.weight_decay,
+            OptimizerSpec::Padam(s) => s.weight_decay,
+            OptimizerSpec::AdaExp(s) => s.weight_decay,
+        }
+    }
+
+    /// The adaptive rule this spec denotes, or `None` for SGDM.
+    pub fn adaptive(&self) -> Option<AdaptiveParams> {
+        let (beta1, beta2, eps, amsgrad, exponent) = match self {
+            OptimizerSpec::Sgdm(_) => return None,
+            OptimizerSpec::Adam(s) => (s.beta1, s.beta2, s.eps, s.amsgrad, Schedule::constant(0.5)),
+            OptimizerSpec::Padam(s) => {
+                (s.beta1, s.beta2, s.eps, s.amsgrad, Schedule::constant(s.p))
+            }
+            OptimizerSpec::AdaExp(s) => (s.beta1, s.beta2, s.eps, s.amsgrad, s.p.clone()),
+        };
+        Some(AdaptiveParams {
+            beta1,
+            beta2,
+            eps,
+            amsgrad,
+            exponent,
+            weight_decay: self.weight_decay(),
+        })
+    }
+
+    /// The exponent used at step t (from 1); `None` for SGDM, which has none.
+    pub fn exponent_at(&self, step: u64, steps_per_epoch: u64) -> Option<f64> {
+        self.adaptive()
+            .map(|a| a.exponent.value(step, steps_per_epoch))
+    }
+
+    pub fn validate(&self) -> Result<(), SpecError> {
+        if let Some(wd) = self.weight_decay() {
+            wd.validate()?;
+        }
+        match self {
+            OptimizerSpec::Sgdm(s) => check_decay_rate("momentum", s.momentum),
+            _ => {
+                let Some(a) = self.adaptive() else {
+                    unreachable!("every non-SGDM spec is adaptive")
+                };
+                check_decay_rate("beta1", a.beta1)?;
+                check_decay_rate("beta2", a.beta2)?;
+                check_positive("eps", a.eps)?;
+                a.exponent.validate_exponent("p")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optim::schedule::Length;
+
+    #[test]
+    fn toml_round_trip_with_defaults() {
+        let spec: OptimizerSpec = toml::from_str(
+            r#"
+            kind = "adaexp"
+            beta2 = 0.99
+            weight_decay = { decoupled = 5e-4 }
+            p = { shape = "linear", start = 0.5, end = 0.0, length = { epochs = 100 } }
+            "#,
+        )
+        .unwrap();
+        let OptimizerSpec::AdaExp(a) = &spec else {
+            panic!("expected adaexp, got {spec:?}")
+        };
+        assert_eq!(a.beta1, 0.9);
+        assert_eq!(a.beta2, 0.99);
+        assert_eq!(a.eps, 1e-8);
+        assert_eq!(a.weight_decay, Some(WeightDecay::Decoupled(5e-4)));
+        assert_eq!(
+            a.p,
+            Schedule::Linear {
+                start: 0.5,
+                end: 0.0,
+                length: Length::Epochs(100.0)
+            }
+        );
+        spec.validate().unwrap();
+        let json = serde_json::to_string(&spec).unwrap();
+        assert_eq!(serde_json::from_str::<OptimizerSpec>(&json).unwrap(), spec);
+    }
+
+    #[test]
+    fn padam_defaults_follow_chen_and_gu() {
+        let spec: OptimizerSpec = serde_json::from_str(r#"{"kind":"padam"}"#).unwrap();
+        assert_eq!(spec, OptimizerSpec::Padam(PadamSpec::default()));
+        let a = spec.adaptive().unwrap();
+        assert!(a.amsgrad);
+        assert_eq!(a.exponent, Schedule::constant(0.125));
+        assert_eq!(spec.exponent_at(1000, 1), Some(0.125));
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let err = serde_json::from_str::<OptimizerSpec>(r#"{"kind":"adam","beta3":0.5}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("beta3"), "{err}");
+    }
+
+    #[test]
+    fn invalid_values_name_field_and_range() {
+        let cases: Vec<(OptimizerSpec, &str, &str)> = vec![
+            (
+                OptimizerSpec::Adam(AdamSpec {
+                    beta1: 1.0,
+                    ..AdamSpec::default()
+                }),
+                "beta1",
+                "[0, 1)",
+            ),
+            (
+                OptimizerSpec::Adam(AdamSpec {
+                    beta2: f64::NAN,
+                    ..AdamSpec::default()
+                }),
+                "beta2",
+                "[0, 1)",
+            ),
+            (
+                OptimizerSpec::Adam(AdamSpec {
+                    eps: 0.0,
+                    ..AdamSpec::default()
+                }),
+                "eps",
+                "> 0",
+            ),
+            (
+                OptimizerSpec::Padam(PadamSpec {
+                    p: -0.1,
+                    ..PadamSpec::default()
+                }),
+                "p",
+                "[0, 1]",
+            ),
+            (
+                OptimizerSpec::Sgdm(SgdmSpec {
+                    momentum: -0.5,
+                    ..SgdmSpec::default()
+                }),
+                "momentum",
+                "[0, 1)",
+            ),
+            (
+                OptimizerSpec::Sgdm(SgdmSpec {
+                    weight_decay: Some(WeightDecay::L2(f64::INFINITY)),
+                    ..SgdmSpec::default()
+                }),
+                "weight_decay",
+                ">= 0",
+            ),
+        ];
+        for (spec, field, range) in cases {
+            let err = spec.validate().unwrap_err();
+            assert_eq!(err.field, field, "{spec:?}");
+            assert!(err.to_string().contains(range), "{err}");
+        }
+    }
+}
