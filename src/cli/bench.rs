@@ -116,37 +116,46 @@ fn time_steps(
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let BenchTarget::Optim { steps } = args.target;
     let steps = steps.max(1);
-    let device = Device::flex();
-    let adaexp = OptimizerSpec::AdaExp(AdaExpSpec {
-        p: Schedule::Linear {
-            start: 0.5,
-            end: 0.0,
-            length: Length::Steps(1000),
-        },
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-        amsgrad: false,
-        weight_decay: None,
+    // The module optimizer works on autodiff parameters, as in training.
+    let device = Device::flex().autodiff();
+    let adaexp = |p: Schedule| {
+        OptimizerSpec::AdaExp(AdaExpSpec {
+            p,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            amsgrad: false,
+            weight_decay: None,
+        })
+    };
+    let decaying = adaexp(Schedule::Linear {
+        start: 0.5,
+        end: 0.0,
+        length: Length::Steps(1000),
     });
+    let at_half = adaexp(Schedule::constant(0.5));
     println!("optimizer step on the CPU (flex) backend, median of {steps} steps");
     println!(
-        "{:<10} {:>10} {:>14} {:>14} {:>8}",
-        "params", "count", "burn adam ms", "adaexp ms", "ratio"
+        "{:<10} {:>10} {:>14} {:>16} {:>8} {:>16} {:>8}",
+        "params", "count", "burn adam ms", "adaexp p=.5 ms", "ratio", "adaexp p(t) ms", "ratio"
     );
     for (name, sizes) in [("resnet20", resnet20_sizes()), ("vgg16", vgg16_sizes())] {
         let count: usize = sizes.iter().sum();
         let set = param_set(&sizes, &device);
         let burn_adam = AdamConfig::new().with_epsilon(1e-8).init();
         let reference = time_steps(burn_adam, set.clone(), steps, &device);
-        let ours = time_steps(adaexp.build(1).optimizer, set, steps, &device);
+        let half = time_steps(at_half.build(1).optimizer, set.clone(), steps, &device);
+        let scheduled = time_steps(decaying.build(1).optimizer, set, steps, &device);
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
         println!(
-            "{:<10} {:>10} {:>14.3} {:>14.3} {:>8.3}",
+            "{:<10} {:>10} {:>14.3} {:>16.3} {:>8.3} {:>16.3} {:>8.3}",
             name,
             count,
-            reference.as_secs_f64() * 1e3,
-            ours.as_secs_f64() * 1e3,
-            ours.as_secs_f64() / reference.as_secs_f64()
+            ms(reference),
+            ms(half),
+            ms(half) / ms(reference),
+            ms(scheduled),
+            ms(scheduled) / ms(reference),
         );
     }
     Ok(())

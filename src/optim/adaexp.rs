@@ -133,30 +133,31 @@ impl Optimizer for AdaptiveExponent {
         let bias1 = 1.0 - self.beta1.powi(time as i32);
         let bias2 = 1.0 - self.beta2.powi(time as i32);
 
-        let (update, max_v_hat) = if self.amsgrad {
+        // The step η·m̂/(v̂^p + ε), with every scalar factor folded into one multiplication.
+        let (step, max_v_hat) = if self.amsgrad {
             let v_hat = moment_2.clone().div_scalar(bias2);
             let max_v_hat = match max_v_hat {
                 Some(previous) => previous.max_pair(v_hat),
                 None => v_hat,
             };
-            let m_hat = moment_1.clone().div_scalar(bias1);
-            let update = match pow_exponent(max_v_hat.clone(), p) {
-                Some(denominator) => m_hat.div(denominator.add_scalar(self.eps)),
-                None => m_hat.div_scalar(1.0 + self.eps),
+            let scaled_m = moment_1.clone().mul_scalar(lr / bias1);
+            let step = match pow_exponent(max_v_hat.clone(), p) {
+                Some(denominator) => scaled_m.div(denominator.add_scalar(self.eps)),
+                None => scaled_m.div_scalar(1.0 + self.eps),
             };
-            (update, Some(max_v_hat))
+            (step, Some(max_v_hat))
         } else {
             // v̂^p = v^p / bias2^p, so both corrections fold into scalars (as Burn's Adam does):
             // m̂/(v̂^p + ε) = m·(bias2^p/bias1) / (v^p + ε·bias2^p).
             let scale = bias2.powf(p);
-            let update = match pow_exponent(moment_2.clone(), p) {
+            let step = match pow_exponent(moment_2.clone(), p) {
                 Some(denominator) => moment_1
                     .clone()
-                    .mul_scalar(scale / bias1)
+                    .mul_scalar(lr * scale / bias1)
                     .div(denominator.add_scalar(self.eps * scale)),
-                None => moment_1.clone().div_scalar(bias1 * (1.0 + self.eps)),
+                None => moment_1.clone().mul_scalar(lr / (bias1 * (1.0 + self.eps))),
             };
-            (update, None)
+            (step, None)
         };
 
         let tensor = decoupled_decay(self.weight_decay, tensor, lr);
@@ -166,7 +167,7 @@ impl Optimizer for AdaptiveExponent {
             moment_2,
             max_v_hat,
         };
-        (tensor - update.mul_scalar(lr), Some(state))
+        (tensor - step, Some(state))
     }
 
     fn to_device<const D: usize>(mut state: Self::State<D>, device: &Device) -> Self::State<D> {
