@@ -1,8 +1,11 @@
 //! adaexp: does decaying Adam's second-moment exponent p from 0.5 toward 0 close the gap
 //! between Adam and SGD with momentum?
 
+pub mod data;
+pub mod model;
 pub mod optim;
 pub mod trace;
+pub mod train;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod cli;

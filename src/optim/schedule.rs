@@ -146,12 +146,12 @@ impl Schedule {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "shape", rename_all = "lowercase", deny_unknown_fields)]
 pub enum LrDecay {
-    /// η(t) = lr.
+    /// η(t) = base.
     #[default]
     Constant,
-    /// η(t) = lr·gamma^k, k = the number of milestones already passed (t − 1 ≥ milestone).
+    /// η(t) = base·gamma^k, k = the number of milestones already passed (t − 1 ≥ milestone).
     Step { milestones: Vec<Length>, gamma: f64 },
-    /// η(t) = floor + (lr − floor)·(1 + cos πs)/2.
+    /// η(t) = floor + (base − floor)·(1 + cos πs)/2.
     Cosine { floor: f64, length: Length },
 }
 
@@ -159,7 +159,7 @@ pub enum LrDecay {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LrSchedule {
-    pub lr: f64,
+    pub base: f64,
     #[serde(default)]
     pub decay: LrDecay,
     /// Linear warm-up: the rate is multiplied by min(1, t / warmup).
@@ -168,9 +168,9 @@ pub struct LrSchedule {
 }
 
 impl LrSchedule {
-    pub fn constant(lr: f64) -> Self {
+    pub fn constant(base: f64) -> Self {
         LrSchedule {
-            lr,
+            base,
             decay: LrDecay::Constant,
             warmup: None,
         }
@@ -178,18 +178,18 @@ impl LrSchedule {
 
     pub fn value(&self, step: u64, steps_per_epoch: u64) -> f64 {
         let decayed = match &self.decay {
-            LrDecay::Constant => self.lr,
+            LrDecay::Constant => self.base,
             LrDecay::Step { milestones, gamma } => {
                 let done = step.saturating_sub(1) as f64;
                 let passed = milestones
                     .iter()
                     .filter(|m| done >= m.steps(steps_per_epoch))
                     .count();
-                self.lr * gamma.powi(passed as i32)
+                self.base * gamma.powi(passed as i32)
             }
             LrDecay::Cosine { floor, length } => {
                 let s = progress(step, length.steps(steps_per_epoch));
-                floor + (self.lr - floor) * (1.0 + (PI * s).cos()) / 2.0
+                floor + (self.base - floor) * (1.0 + (PI * s).cos()) / 2.0
             }
         };
         let warm = self
@@ -199,7 +199,7 @@ impl LrSchedule {
     }
 
     pub fn validate(&self) -> Result<(), SpecError> {
-        check_positive("lr", self.lr)?;
+        check_positive("lr", self.base)?;
         match &self.decay {
             LrDecay::Constant => {}
             LrDecay::Step { milestones, gamma } => {
@@ -218,10 +218,10 @@ impl LrSchedule {
                 }
             }
             LrDecay::Cosine { floor, length } => {
-                if !floor.is_finite() || *floor < 0.0 || *floor > self.lr {
+                if !floor.is_finite() || *floor < 0.0 || *floor > self.base {
                     return Err(SpecError::new(
                         "lr.floor",
-                        format!("must be in [0, lr = {}], got {floor}", self.lr),
+                        format!("must be in [0, lr = {}], got {floor}", self.base),
                     ));
                 }
                 length.validate("lr.length")?;
@@ -316,7 +316,7 @@ mod tests {
     #[test]
     fn lr_step_decay_at_milestones() {
         let lr = LrSchedule {
-            lr: 0.1,
+            base: 0.1,
             decay: LrDecay::Step {
                 milestones: vec![Length::Epochs(1.0), Length::Epochs(2.0)],
                 gamma: 0.1,
@@ -332,7 +332,7 @@ mod tests {
     #[test]
     fn lr_cosine_to_floor_and_warmup() {
         let lr = LrSchedule {
-            lr: 1.0,
+            base: 1.0,
             decay: LrDecay::Cosine {
                 floor: 0.2,
                 length: STEPS,

@@ -1,0 +1,128 @@
+//! The networks: a browser-sized CNN, ResNet-20 and VGG-16 (CIFAR variants). Each takes
+//! [B, C, H, W] images (C = 3 for CIFAR-10, 1 for Fashion-MNIST) and returns [B, 10] logits.
+
+mod common;
+mod resnet;
+mod small;
+mod vgg;
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+pub use resnet::ResNet20;
+pub use small::SmallCnn;
+pub use vgg::Vgg16;
+
+/// Which network to train.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[cfg_attr(not(target_arch = "wasm32"), derive(clap::ValueEnum))]
+pub enum ModelSpec {
+    /// Three conv–BN–ReLU–pool stages (32/64/64 channels) and a linear head: 57,130 parameters
+    /// on RGB input. Sized for the browser.
+    SmallCnn,
+    /// He et al.'s CIFAR ResNet-20: 3 stages × 3 basic blocks, 16/32/64 channels,
+    /// parameter-free (option A) shortcuts: 269,722 parameters.
+    Resnet20,
+    /// VGG-16 with batch norm and one 512 → 10 classifier: 14,728,266 parameters.
+    Vgg16,
+}
+
+impl ModelSpec {
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelSpec::SmallCnn => "small-cnn",
+            ModelSpec::Resnet20 => "resnet20",
+            ModelSpec::Vgg16 => "vgg16",
+        }
+    }
+
+    /// A freshly initialised network for `channels`-channel images. Initial weights come from
+    /// the device's RNG: seed it (`Device::seed`) first for a reproducible start.
+    pub fn init(self, channels: usize, device: &Device) -> Model {
+        match self {
+            ModelSpec::SmallCnn => Model::SmallCnn(SmallCnn::new(channels, device)),
+            ModelSpec::Resnet20 => Model::Resnet20(ResNet20::new(channels, device)),
+            ModelSpec::Vgg16 => Model::Vgg16(Vgg16::new(channels, device)),
+        }
+    }
+}
+
+// One value per arm, so the variants' sizes do not matter; the derive needs them unboxed.
+#[allow(clippy::large_enum_variant)]
+#[derive(Module, Debug)]
+pub enum Model {
+    SmallCnn(SmallCnn),
+    Resnet20(ResNet20),
+    Vgg16(Vgg16),
+}
+
+/// Sums the elements of tensors that take gradients (batch-norm running statistics do not).
+struct TrainableCount(usize);
+
+impl ModuleVisitor for TrainableCount {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if param.val().is_require_grad() {
+            self.0 += param.lazy_shape().num_elements();
+        }
+    }
+}
+
+impl Model {
+    /// The number of trained parameters. Only an autodiff device tells parameters from
+    /// buffers; elsewhere (and in `num_params`) batch-norm running statistics count too.
+    pub fn trainable_params(&self) -> usize {
+        let mut count = TrainableCount(0);
+        self.visit(&mut count);
+        count.0
+    }
+
+    /// Class logits [B, 10].
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        match self {
+            Model::SmallCnn(m) => m.forward(images),
+            Model::Resnet20(m) => m.forward(images),
+            Model::Vgg16(m) => m.forward(images),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(spec: ModelSpec, channels: usize, size: usize, params: usize) {
+        let device = Device::flex().autodiff();
+        let model = spec.init(channels, &device);
+        assert_eq!(
+            model.trainable_params(),
+            params,
+            "{spec:?} on {channels} channels"
+        );
+        let logits = model.forward(Tensor::zeros([2, channels, size, size], &device));
+        assert_eq!(logits.dims(), [2, 10]);
+    }
+
+    // Counts by hand (BN running statistics are buffers, not parameters):
+    // small CNN: 3·32·9 + 2·32 + 32·64·9 + 2·64 + 64·64·9 + 2·64 + 64·10 + 10 = 57,130.
+    #[test]
+    fn small_cnn() {
+        check(ModelSpec::SmallCnn, 3, 32, 57_130);
+        check(ModelSpec::SmallCnn, 1, 28, 57_130 - 2 * 32 * 9);
+    }
+
+    // ResNet-20: stem 3·16·9 + 32; per stage six 3×3 convs with BN; fc 64·10 + 10 = 269,722.
+    #[test]
+    fn resnet20() {
+        check(ModelSpec::Resnet20, 3, 32, 269_722);
+        check(ModelSpec::Resnet20, 1, 28, 269_722 - 2 * 16 * 9);
+    }
+
+    // VGG-16: 13 convs with bias (14,710,464 weights + 4,224 biases) + BN (8,448) + 5,130.
+    #[test]
+    fn vgg16() {
+        check(ModelSpec::Vgg16, 3, 32, 14_728_266);
+        check(ModelSpec::Vgg16, 1, 28, 14_728_266 - 2 * 64 * 9);
+    }
+}

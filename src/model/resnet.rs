@@ -1,0 +1,99 @@
+//! ResNet-20 for CIFAR (He et al. 2016, §4.2): a 3×3 stem, three stages of three basic blocks
+//! with 16, 32 and 64 channels, global average pooling and a linear classifier. Shortcuts that
+//! change shape subsample by 2 and zero-pad the new channels (option A: no parameters).
+
+use burn::module::Module;
+use burn::nn::conv::Conv2d;
+use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, AvgPool2d, AvgPool2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
+
+use super::common::{ConvBnRelu, conv3x3};
+
+#[derive(Module, Debug)]
+struct BasicBlock {
+    first: ConvBnRelu,
+    conv: Conv2d,
+    norm: BatchNorm,
+    /// Channels the shortcut pads with zeros (0 when the shape is kept).
+    extra_channels: usize,
+    /// Picks every second pixel when the block halves the resolution.
+    subsample: Option<AvgPool2d>,
+}
+
+impl BasicBlock {
+    fn new(cin: usize, cout: usize, stride: usize, device: &Device) -> Self {
+        BasicBlock {
+            first: ConvBnRelu::new(cin, cout, stride, false, device),
+            conv: conv3x3(cout, cout, 1, false, device),
+            norm: BatchNormConfig::new(cout).init(device),
+            extra_channels: cout - cin,
+            subsample: (stride > 1).then(|| {
+                AvgPool2dConfig::new([1, 1])
+                    .with_strides([stride, stride])
+                    .init()
+            }),
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let out = self
+            .norm
+            .forward(self.conv.forward(self.first.forward(x.clone())));
+        let mut shortcut = match &self.subsample {
+            Some(pool) => pool.forward(x),
+            None => x,
+        };
+        if self.extra_channels > 0 {
+            let [b, _, h, w] = shortcut.dims();
+            let half = self.extra_channels / 2;
+            let zeros = |c| Tensor::zeros([b, c, h, w], &shortcut.device());
+            shortcut = Tensor::cat(
+                vec![
+                    zeros(half),
+                    shortcut.clone(),
+                    zeros(self.extra_channels - half),
+                ],
+                1,
+            );
+        }
+        relu(out + shortcut)
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct ResNet20 {
+    stem: ConvBnRelu,
+    blocks: Vec<BasicBlock>,
+    global: AdaptiveAvgPool2d,
+    head: Linear,
+}
+
+impl ResNet20 {
+    pub fn new(channels: usize, device: &Device) -> Self {
+        let mut blocks = Vec::new();
+        let mut cin = 16;
+        for (stage, width) in [16, 32, 64].into_iter().enumerate() {
+            for block in 0..3 {
+                let stride = if stage > 0 && block == 0 { 2 } else { 1 };
+                blocks.push(BasicBlock::new(cin, width, stride, device));
+                cin = width;
+            }
+        }
+        ResNet20 {
+            stem: ConvBnRelu::new(channels, 16, 1, false, device),
+            blocks,
+            global: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
+            head: LinearConfig::new(64, 10).init(device),
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        let x = self
+            .blocks
+            .iter()
+            .fold(self.stem.forward(x), |x, block| block.forward(x));
+        self.head.forward(self.global.forward(x).flatten(1, 3))
+    }
+}

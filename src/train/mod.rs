@@ -1,0 +1,64 @@
+//! The multi-arm trainer: N arms share the initial weights and the batch order; a step-driven
+//! session (`step()` does one batch for every arm) lets the page yield between steps and the
+//! CLI loop; every step and epoch produces metric records.
+
+mod session;
+pub mod spec;
+
+use serde::{Deserialize, Serialize};
+
+pub use session::{ArmCheckpoint, ArmStatus, Checkpoint, Session, TrainError};
+pub use spec::{ArmSpec, ExperimentSpec};
+
+/// One metric row.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Record {
+    Step(StepRecord),
+    Epoch(EpochRecord),
+    Diverged(DivergedRecord),
+}
+
+/// After one optimizer step of one arm.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub arm: String,
+    /// Optimizer step, from 1.
+    pub step: u64,
+    /// Epoch the step belongs to, from 1.
+    pub epoch: u64,
+    /// Training loss of the batch, before the update.
+    pub loss: f64,
+    /// Exponent used in the update (`None` for SGDM).
+    pub p: Option<f64>,
+    pub lr: f64,
+}
+
+/// At the end of an epoch, per arm.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    pub arm: String,
+    pub epoch: u64,
+    pub step: u64,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    pub test_loss: f64,
+    pub test_accuracy: f64,
+    /// Wall time of the whole epoch (all arms and evaluation).
+    pub wall_seconds: f64,
+    /// Training images per second of this arm's own steps.
+    pub images_per_second: f64,
+}
+
+/// An arm stopped because its loss stopped being finite.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DivergedRecord {
+    pub arm: String,
+    pub epoch: u64,
+    pub step: u64,
+    /// `NaN`, `inf` or `-inf` (JSON has no such numbers).
+    pub loss: String,
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -1,0 +1,468 @@
+//! A training session: the arms, the data and where in the run we are.
+
+use burn::module::Module;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::store::ModuleRecord;
+use burn::tensor::{Bytes, Device, Int, Tensor};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use web_time::{Duration, Instant};
+
+use super::{ArmSpec, DivergedRecord, EpochRecord, ExperimentSpec, Record, StepRecord};
+use crate::data::batch::{
+    Augmentation, Batch, Normalization, Purpose, epoch_order, make_batch, rng,
+};
+use crate::data::{ImageSet, Splits};
+use crate::model::Model;
+use crate::optim::{Schedule, SharedSchedule};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("the device failed: {0}")]
+    Device(String),
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+    #[error("{0}")]
+    Data(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum ArmStatus {
+    Running,
+    /// Stopped at this step because its loss was not finite.
+    Diverged {
+        step: u64,
+    },
+}
+
+/// Sums over the current epoch.
+#[derive(Clone, Debug, Default)]
+struct EpochTotals {
+    loss_sum: f64,
+    correct: f64,
+    seen: usize,
+    busy: Duration,
+}
+
+struct Arm {
+    spec: ArmSpec,
+    /// Taken out while the optimizer consumes it; always present between steps.
+    model: Option<Model>,
+    optimizer: ModuleOptimizer,
+    exponent: Option<SharedSchedule>,
+    status: ArmStatus,
+    step: u64,
+    totals: EpochTotals,
+}
+
+/// Everything needed to continue a run from an epoch boundary.
+pub struct Checkpoint {
+    /// Epochs completed.
+    pub epoch: u64,
+    pub arms: Vec<ArmCheckpoint>,
+}
+
+pub struct ArmCheckpoint {
+    pub name: String,
+    pub status: ArmStatus,
+    pub step: u64,
+    /// Burnpack bytes of the model and of the optimizer state.
+    pub model: Vec<u8>,
+    pub optimizer: Vec<u8>,
+}
+
+pub struct Session {
+    spec: ExperimentSpec,
+    seed: u64,
+    data: Splits,
+    normalization: Normalization,
+    device: Device,
+    arms: Vec<Arm>,
+    steps_per_epoch: u64,
+    /// Epochs completed.
+    epoch: u64,
+    /// Batches done in the current epoch.
+    batch: u64,
+    order: Vec<usize>,
+    augment_rng: ChaCha8Rng,
+    epoch_started: Instant,
+}
+
+fn device_error(e: impl std::fmt::Debug) -> TrainError {
+    TrainError::Device(format!("{e:?}"))
+}
+
+/// Reads a small float tensor back, asynchronously (synchronous reads panic on WebGPU).
+async fn read(tensor: Tensor<1>) -> Result<Vec<f32>, TrainError> {
+    tensor
+        .into_data_async()
+        .await
+        .map_err(device_error)?
+        .try_to_vec::<f32>()
+        .map_err(device_error)
+}
+
+/// Mean cross-entropy and the number of correct predictions, as one [2] tensor.
+fn loss_and_correct(logits: Tensor<2>, labels: Tensor<1, Int>) -> (Tensor<1>, Tensor<1>) {
+    let loss = CrossEntropyLossConfig::new()
+        .init(&logits.device())
+        .forward(logits.clone(), labels.clone());
+    let correct = logits
+        .argmax(1)
+        .squeeze_dim::<1>(1)
+        .equal(labels)
+        .int()
+        .sum()
+        .float();
+    let stats = Tensor::cat(vec![loss.clone().detach(), correct], 0);
+    (loss, stats)
+}
+
+impl Session {
+    /// A new run of `spec` with `seed`, on `data` (already subset). `device` must support autodiff.
+    pub fn new(
+        spec: ExperimentSpec,
+        seed: u64,
+        data: Splits,
+        device: Device,
+    ) -> Result<Self, TrainError> {
+        spec.validate()
+            .map_err(|e| TrainError::Data(format!("experiment: {e}")))?;
+        if data.train.is_empty() || data.test.is_empty() {
+            return Err(TrainError::Data(
+                "the training and test sets must both hold images".into(),
+            ));
+        }
+        let steps_per_epoch = data.train.len().div_ceil(spec.batch_size) as u64;
+        device.seed(seed);
+        let initial = spec.model.init(data.train.shape.channels, &device);
+        // Materialise the weights once so that every arm starts from the very same values.
+        let initial_record = initial.into_record();
+        let arms = spec
+            .arms
+            .iter()
+            .map(|arm_spec| {
+                let built = arm_spec.optimizer.build(steps_per_epoch);
+                let model = spec
+                    .model
+                    .init(data.train.shape.channels, &device)
+                    .load_record(initial_record.clone());
+                Arm {
+                    spec: arm_spec.clone(),
+                    model: Some(model),
+                    optimizer: built.optimizer,
+                    exponent: built.exponent,
+                    status: ArmStatus::Running,
+                    step: 0,
+                    totals: EpochTotals::default(),
+                }
+            })
+            .collect();
+        let normalization = Normalization::of(&data.train);
+        Ok(Session {
+            augment_rng: rng(seed, Purpose::Augment, 0),
+            order: Vec::new(),
+            spec,
+            seed,
+            data,
+            normalization,
+            device,
+            arms,
+            steps_per_epoch,
+            epoch: 0,
+            batch: 0,
+            epoch_started: Instant::now(),
+        })
+    }
+
+    pub fn spec(&self) -> &ExperimentSpec {
+        &self.spec
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    pub fn steps_per_epoch(&self) -> u64 {
+        self.steps_per_epoch
+    }
+
+    /// Epochs completed.
+    pub fn epochs_done(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Optimizer steps done by the session (per arm, for arms still running).
+    pub fn steps_done(&self) -> u64 {
+        self.epoch * self.steps_per_epoch + self.batch
+    }
+
+    pub fn total_steps(&self) -> u64 {
+        self.spec.epochs * self.steps_per_epoch
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.epoch >= self.spec.epochs || self.arms.iter().all(|a| a.status != ArmStatus::Running)
+    }
+
+    pub fn arm_names(&self) -> Vec<&str> {
+        self.arms.iter().map(|a| a.spec.name.as_str()).collect()
+    }
+
+    pub fn arm_status(&self, arm: usize) -> Option<ArmStatus> {
+        self.arms.get(arm).map(|a| a.status)
+    }
+
+    /// Replaces an adaptive arm's exponent schedule from the next step on (the page's sliders).
+    /// Returns false when the arm has no exponent (SGDM) or does not exist.
+    pub fn set_exponent(&mut self, arm: usize, schedule: Schedule) -> bool {
+        match self.arms.get(arm).and_then(|a| a.exponent.as_ref()) {
+            Some(handle) => {
+                handle.set(schedule);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn batch_indices(&self) -> std::ops::Range<usize> {
+        let start = self.batch as usize * self.spec.batch_size;
+        start..(start + self.spec.batch_size).min(self.data.train.len())
+    }
+
+    /// One batch for every running arm; at the end of an epoch also the evaluation.
+    pub async fn step(&mut self) -> Result<Vec<Record>, TrainError> {
+        if self.is_finished() {
+            return Ok(Vec::new());
+        }
+        if self.batch == 0 {
+            self.order = epoch_order(self.data.train.len(), self.seed, self.epoch);
+            self.augment_rng = rng(self.seed, Purpose::Augment, self.epoch);
+            self.epoch_started = Instant::now();
+            for arm in &mut self.arms {
+                arm.totals = EpochTotals::default();
+            }
+        }
+        let indices: Vec<usize> = self.order[self.batch_indices()].to_vec();
+        let augmentation = self.spec.augment.then_some(Augmentation::CIFAR);
+        let batch = make_batch(
+            &self.data.train,
+            &indices,
+            &self.normalization,
+            augmentation.map(|a| (a, &mut self.augment_rng)),
+            &self.device,
+        );
+        let epoch = self.epoch + 1;
+        let mut records = Vec::new();
+        for arm in self
+            .arms
+            .iter_mut()
+            .filter(|a| a.status == ArmStatus::Running)
+        {
+            records.push(arm.train_step(&batch, epoch, self.steps_per_epoch).await?);
+        }
+        self.batch += 1;
+        if self.batch == self.steps_per_epoch {
+            records.extend(self.finish_epoch().await?);
+        }
+        Ok(records)
+    }
+
+    async fn finish_epoch(&mut self) -> Result<Vec<Record>, TrainError> {
+        let mut evaluated = Vec::new();
+        for arm in &self.arms {
+            // A diverged arm reports nothing more.
+            if arm.status != ArmStatus::Running {
+                evaluated.push(None);
+                continue;
+            }
+            let model = arm.model.as_ref().expect("model present between steps");
+            let (loss, accuracy) = evaluate(
+                model,
+                &self.data.test,
+                &self.normalization,
+                self.spec.batch_size,
+                &self.device,
+            )
+            .await?;
+            evaluated.push(Some((loss, accuracy)));
+        }
+        let wall = self.epoch_started.elapsed().as_secs_f64();
+        self.epoch += 1;
+        self.batch = 0;
+        Ok(self
+            .arms
+            .iter()
+            .zip(evaluated)
+            .filter_map(|(arm, eval)| {
+                let (test_loss, test_accuracy) = eval?;
+                let t = &arm.totals;
+                let seen = t.seen.max(1) as f64;
+                Some(Record::Epoch(EpochRecord {
+                    arm: arm.spec.name.clone(),
+                    epoch: self.epoch,
+                    step: arm.step,
+                    train_loss: t.loss_sum / seen,
+                    train_accuracy: t.correct / seen,
+                    test_loss,
+                    test_accuracy,
+                    wall_seconds: wall,
+                    images_per_second: t.seen as f64 / t.busy.as_secs_f64().max(1e-9),
+                }))
+            })
+            .collect())
+    }
+
+    /// The state at an epoch boundary; `None` mid-epoch.
+    pub fn checkpoint(&self) -> Result<Option<Checkpoint>, TrainError> {
+        if self.batch != 0 {
+            return Ok(None);
+        }
+        let arms = self
+            .arms
+            .iter()
+            .map(|arm| {
+                let model = arm.model.as_ref().expect("model present between steps");
+                let model_bytes = model
+                    .clone()
+                    .into_record()
+                    .into_bytes()
+                    .map_err(|e| TrainError::Checkpoint(format!("{e:?}")))?;
+                let optimizer_bytes = arm
+                    .optimizer
+                    .into_bytes()
+                    .map_err(|e| TrainError::Checkpoint(format!("{e:?}")))?;
+                Ok(ArmCheckpoint {
+                    name: arm.spec.name.clone(),
+                    status: arm.status,
+                    step: arm.step,
+                    model: model_bytes.to_vec(),
+                    optimizer: optimizer_bytes.to_vec(),
+                })
+            })
+            .collect::<Result<Vec<_>, TrainError>>()?;
+        Ok(Some(Checkpoint {
+            epoch: self.epoch,
+            arms,
+        }))
+    }
+
+    /// Continues from a checkpoint taken by a session of the same spec, seed and data.
+    pub fn restore(&mut self, checkpoint: Checkpoint) -> Result<(), TrainError> {
+        if checkpoint.arms.len() != self.arms.len() {
+            return Err(TrainError::Checkpoint(format!(
+                "it holds {} arms, the experiment has {}",
+                checkpoint.arms.len(),
+                self.arms.len()
+            )));
+        }
+        let channels = self.data.train.shape.channels;
+        for (arm, saved) in self.arms.iter_mut().zip(checkpoint.arms) {
+            if saved.name != arm.spec.name {
+                return Err(TrainError::Checkpoint(format!(
+                    "arm '{}' found where the experiment has '{}'",
+                    saved.name, arm.spec.name
+                )));
+            }
+            let bad = |what: &str, e: &dyn std::fmt::Debug| {
+                TrainError::Checkpoint(format!("arm '{}': unreadable {what}: {e:?}", saved.name))
+            };
+            let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(saved.model))
+                .map_err(|e| bad("model", &e))?;
+            let model = self
+                .spec
+                .model
+                .init(channels, &self.device)
+                .try_load_record(record)
+                .map_err(|e| bad("model", &e))?;
+            let built = arm.spec.optimizer.build(self.steps_per_epoch);
+            arm.optimizer = built
+                .optimizer
+                .from_bytes(Bytes::from_bytes_vec(saved.optimizer))
+                .map_err(|e| bad("optimizer state", &e))?;
+            arm.exponent = built.exponent;
+            arm.model = Some(model);
+            arm.status = saved.status;
+            arm.step = saved.step;
+        }
+        self.epoch = checkpoint.epoch;
+        self.batch = 0;
+        Ok(())
+    }
+}
+
+impl Arm {
+    async fn train_step(
+        &mut self,
+        batch: &Batch,
+        epoch: u64,
+        steps_per_epoch: u64,
+    ) -> Result<Record, TrainError> {
+        let started = Instant::now();
+        let step = self.step + 1;
+        let model = self.model.take().expect("model present between steps");
+        let logits = model.forward(batch.images.clone());
+        let (loss, stats) = loss_and_correct(logits, batch.labels.clone());
+        let stats = match read(stats).await {
+            Ok(stats) => stats,
+            Err(e) => {
+                self.model = Some(model);
+                return Err(e);
+            }
+        };
+        let (loss_value, correct) = (f64::from(stats[0]), f64::from(stats[1]));
+        if !loss_value.is_finite() {
+            self.model = Some(model);
+            self.status = ArmStatus::Diverged { step };
+            return Ok(Record::Diverged(DivergedRecord {
+                arm: self.spec.name.clone(),
+                epoch,
+                step,
+                loss: loss_value.to_string(),
+            }));
+        }
+        let lr = self.spec.lr.value(step, steps_per_epoch);
+        let p = self.exponent.as_ref().map(|e| e.value(step));
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        self.model = Some(self.optimizer.step(lr, model, grads));
+        self.step = step;
+        let n = batch.labels.dims()[0];
+        self.totals.loss_sum += loss_value * n as f64;
+        self.totals.correct += correct;
+        self.totals.seen += n;
+        self.totals.busy += started.elapsed();
+        Ok(Record::Step(StepRecord {
+            arm: self.spec.name.clone(),
+            step,
+            epoch,
+            loss: loss_value,
+            p,
+            lr,
+        }))
+    }
+}
+
+/// Mean test loss and accuracy, without gradients and with batch norm in inference mode.
+async fn evaluate(
+    model: &Model,
+    set: &ImageSet,
+    normalization: &Normalization,
+    batch_size: usize,
+    device: &Device,
+) -> Result<(f64, f64), TrainError> {
+    let model = model.valid();
+    let inner = device.clone().without_autodiff();
+    let (mut loss_sum, mut correct) = (0.0, 0.0);
+    let indices: Vec<usize> = (0..set.len()).collect();
+    for chunk in indices.chunks(batch_size) {
+        let batch = make_batch(set, chunk, normalization, None, &inner);
+        let (_, stats) = loss_and_correct(model.forward(batch.images), batch.labels);
+        let stats = read(stats).await?;
+        loss_sum += f64::from(stats[0]) * chunk.len() as f64;
+        correct += f64::from(stats[1]);
+    }
+    let n = set.len().max(1) as f64;
+    Ok((loss_sum / n, correct / n))
+}

@@ -1,0 +1,102 @@
+//! `ExperimentSpec`: dataset, subset sizes, model, arms, epochs, seeds. One TOML file per
+//! experiment (see `experiments/`); result files carry it too.
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::Dataset;
+use crate::model::ModelSpec;
+use crate::optim::{LrSchedule, OptimizerSpec, SpecError};
+
+/// One optimizer run inside a session.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArmSpec {
+    pub name: String,
+    pub optimizer: OptimizerSpec,
+    pub lr: LrSchedule,
+}
+
+fn default_seeds() -> Vec<u64> {
+    vec![0]
+}
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentSpec {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    pub dataset: Dataset,
+    /// Class-balanced training subset (all images when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_size: Option<usize>,
+    /// Class-balanced test subset (all images when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_size: Option<usize>,
+    /// Seed of the subset choice, the same for every run so that seeds vary only training.
+    #[serde(default)]
+    pub subset_seed: u64,
+    pub model: ModelSpec,
+    pub epochs: u64,
+    pub batch_size: usize,
+    #[serde(default = "default_seeds")]
+    pub seeds: Vec<u64>,
+    /// Random crop (4-pixel padding) and horizontal flip.
+    #[serde(default = "default_true")]
+    pub augment: bool,
+    pub arms: Vec<ArmSpec>,
+}
+
+impl ExperimentSpec {
+    pub fn validate(&self) -> Result<(), SpecError> {
+        if self.epochs == 0 {
+            return Err(SpecError::new("epochs", "must be at least 1, got 0"));
+        }
+        if self.batch_size == 0 {
+            return Err(SpecError::new("batch_size", "must be at least 1, got 0"));
+        }
+        if self.seeds.is_empty() {
+            return Err(SpecError::new("seeds", "must list at least one seed"));
+        }
+        for (field, size) in [
+            ("train_size", self.train_size),
+            ("test_size", self.test_size),
+        ] {
+            if size == Some(0) {
+                return Err(SpecError::new(field, "must be at least 1, got 0"));
+            }
+        }
+        if self.arms.is_empty() {
+            return Err(SpecError::new("arms", "must list at least one arm"));
+        }
+        for (i, arm) in self.arms.iter().enumerate() {
+            let prefix = |e: SpecError| SpecError {
+                field: format!("arms[{i}].{}", e.field),
+                message: e.message,
+            };
+            if arm.name.trim().is_empty() {
+                return Err(SpecError::new(
+                    &format!("arms[{i}].name"),
+                    "must not be empty",
+                ));
+            }
+            if self.arms[..i].iter().any(|a| a.name == arm.name) {
+                return Err(SpecError::new(
+                    &format!("arms[{i}].name"),
+                    format!(
+                        "'{}' is used by an earlier arm; names must be unique",
+                        arm.name
+                    ),
+                ));
+            }
+            arm.optimizer.validate().map_err(|e| {
+                prefix(SpecError::new(&format!("optimizer.{}", e.field), e.message))
+            })?;
+            arm.lr.validate().map_err(prefix)?;
+        }
+        Ok(())
+    }
+}
