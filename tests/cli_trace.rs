@@ -1,4 +1,6 @@
 //! `adaexp trace` end to end through the binary.
+// The binary is native: these tests drive it as a process.
+#![cfg(not(target_arch = "wasm32"))]
 
 use std::process::{Command, Output};
 

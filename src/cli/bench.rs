@@ -8,8 +8,14 @@ use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Distribution, Tensor};
 use clap::{Args, Subcommand};
 
-use crate::optim::spec::AdaExpSpec;
-use crate::optim::{Length, OptimizerSpec, Schedule};
+use rand::{RngCore, SeedableRng};
+
+use super::backend::Backend;
+use crate::data::{Dataset, ImageSet, ImageShape, Splits};
+use crate::model::ModelSpec;
+use crate::optim::spec::{AdaExpSpec, SgdmSpec};
+use crate::optim::{Length, LrSchedule, OptimizerSpec, Schedule};
+use crate::train::{ArmSpec, ExperimentSpec, Session};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -25,6 +31,69 @@ enum BenchTarget {
         #[arg(long, default_value_t = 10)]
         steps: usize,
     },
+    /// Training throughput (images/s) per model and backend, on synthetic CIFAR-sized data.
+    Train {
+        /// Models to time.
+        #[arg(long, value_enum, value_delimiter = ',', default_values_t = [ModelSpec::SmallCnn, ModelSpec::Resnet20])]
+        model: Vec<ModelSpec>,
+        #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+        backend: Backend,
+        #[arg(long, default_value_t = 64)]
+        batch_size: usize,
+        /// Timed training steps (after one warm-up step).
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+    },
+}
+
+/// Images/s of one SGDM arm training `model`: the session's own step, on random images.
+fn train_throughput(
+    model: ModelSpec,
+    device: &Device,
+    batch_size: usize,
+    steps: usize,
+) -> anyhow::Result<(usize, f64)> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    // Enough images for the warm-up and timed steps plus one, so that the epoch (and its
+    // evaluation) never ends inside the measurement.
+    let n = batch_size * (steps + 2);
+    let shape = ImageShape::CIFAR;
+    let mut images = vec![0u8; n * shape.pixels()];
+    rng.fill_bytes(&mut images);
+    let labels = (0..n).map(|i| (i % 10) as u8).collect();
+    let train = ImageSet {
+        shape,
+        images,
+        labels,
+    };
+    let test = train.select(&[0]);
+    let spec = ExperimentSpec {
+        name: "bench".into(),
+        description: String::new(),
+        dataset: Dataset::Cifar10,
+        train_size: None,
+        test_size: None,
+        subset_seed: 0,
+        model,
+        epochs: 1,
+        batch_size,
+        seeds: vec![0],
+        augment: true,
+        arms: vec![ArmSpec {
+            name: "sgdm".into(),
+            optimizer: OptimizerSpec::Sgdm(SgdmSpec::default()),
+            lr: LrSchedule::constant(0.01),
+        }],
+    };
+    let mut session = Session::new(spec, 0, Splits { train, test }, device.clone())?;
+    let params = model.init(3, device, 0).trainable_params();
+    pollster::block_on(session.step())?;
+    let start = Instant::now();
+    for _ in 0..steps {
+        pollster::block_on(session.step())?;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    Ok((params, (steps * batch_size) as f64 / seconds))
 }
 
 /// Parameter tensors with the sizes of a real network's layers.
@@ -114,8 +183,30 @@ fn time_steps(
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let BenchTarget::Optim { steps } = args.target;
-    let steps = steps.max(1);
+    match args.target {
+        BenchTarget::Optim { steps } => bench_optim(steps.max(1)),
+        BenchTarget::Train {
+            model,
+            backend,
+            batch_size,
+            steps,
+        } => {
+            let (device, name) = super::backend::choose(backend)?;
+            println!(
+                "training throughput, batch {batch_size}, {steps} timed steps, backend {name}"
+            );
+            println!("{:<10} {:>10} {:>12}", "model", "params", "images/s");
+            for model in model {
+                let (params, rate) =
+                    train_throughput(model, &device, batch_size.max(1), steps.max(1))?;
+                println!("{:<10} {:>10} {:>12.1}", model.name(), params, rate);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn bench_optim(steps: usize) -> anyhow::Result<()> {
     // The module optimizer works on autodiff parameters, as in training.
     let device = Device::flex().autodiff();
     let adaexp = |p: Schedule| {

@@ -1,7 +1,13 @@
 //! The native command line: clap commands and their output files.
 
+mod backend;
 mod bench;
+mod data;
+mod experiment;
 mod output;
+mod plot;
+mod results;
+mod run;
 mod trace;
 
 use std::process::ExitCode;
@@ -23,9 +29,15 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Train every arm of an experiment, for each seed; write results and plots.
+    Run(run::RunArgs),
+    /// Plot result files (and print their summary table).
+    Plot(plot::PlotArgs),
+    /// Fetch datasets and write the page's subset.
+    Data(data::DataArgs),
     /// Run one optimizer on a 2-D test function and print its trajectory.
     Trace(trace::TraceArgs),
-    /// Time the optimizers.
+    /// Time the optimizers or training.
     Bench(bench::BenchArgs),
 }
 
@@ -56,6 +68,9 @@ pub fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Plot(args) => plot::run(args),
+        Command::Data(args) => data::run(args),
         Command::Trace(args) => trace::run(args),
         Command::Bench(args) => bench::run(args),
     };

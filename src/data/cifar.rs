@@ -16,6 +16,8 @@ pub const TRAIN_FILES: [&str; 5] = [
     "data_batch_5.bin",
 ];
 pub const TEST_FILE: &str = "test_batch.bin";
+/// A subset's training images in one file (`adaexp data subset`), beside `test_batch.bin`.
+pub const SUBSET_TRAIN_FILE: &str = "train_batch.bin";
 /// The folder the official archive keeps its batches in.
 pub const ARCHIVE_DIR: &str = "cifar-10-batches-bin";
 
@@ -59,7 +61,8 @@ pub fn to_bytes(set: &ImageSet) -> Vec<u8> {
     out
 }
 
-/// Assembles the splits from named batch files (names as in the archive, without folder).
+/// Assembles the splits from named batch files (names as in the archive, without folder): the
+/// five official training batches, or one subset `train_batch.bin`, and `test_batch.bin`.
 /// `source` names where they came from in errors about missing files.
 pub fn splits_from_files(
     source: &str,
@@ -70,10 +73,16 @@ pub fn splits_from_files(
             DataError::invalid(format!("{source}/{name}"), "missing CIFAR-10 batch file")
         })
     };
-    let mut train = ImageSet::empty(ImageShape::CIFAR);
-    for name in TRAIN_FILES {
-        train.extend(&parse_batch(name, get(name)?)?);
-    }
+    let train = match files.get(SUBSET_TRAIN_FILE) {
+        Some(bytes) => parse_batch(SUBSET_TRAIN_FILE, bytes)?,
+        None => {
+            let mut train = ImageSet::empty(ImageShape::CIFAR);
+            for name in TRAIN_FILES {
+                train.extend(&parse_batch(name, get(name)?)?);
+            }
+            train
+        }
+    };
     let test = parse_batch(TEST_FILE, get(TEST_FILE)?)?;
     Ok(Splits { train, test })
 }
@@ -144,7 +153,8 @@ mod native {
             ));
         }
         let mut files = HashMap::new();
-        for name in TRAIN_FILES.iter().chain(std::iter::once(&TEST_FILE)) {
+        let names = TRAIN_FILES.iter().chain([&TEST_FILE, &SUBSET_TRAIN_FILE]);
+        for name in names {
             let file = dir.join(name);
             if file.is_file() {
                 let bytes = std::fs::read(&file)

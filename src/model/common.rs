@@ -1,10 +1,55 @@
 //! Building blocks shared by the networks.
 
-use burn::module::Module;
+use burn::module::{Module, ModuleMapper, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
+use burn::nn::{BatchNorm, BatchNormConfig, Initializer, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::Rng;
+
+use crate::data::batch::{Purpose, rng};
+
+/// Layers are built with zero weights and then filled by [`seeded_weights`], so initial weights
+/// depend on the seed alone, never on a global RNG shared with whatever else draws from it.
+const BUILD_INIT: Initializer = Initializer::Zeros;
+
+/// Fills every weight matrix and convolution kernel with U(−1/√fan_in, 1/√fan_in) (the default
+/// of Burn and PyTorch for these layers) from a ChaCha stream of `seed`, in module order. Biases
+/// stay 0 and batch norm keeps γ = 1, β = 0.
+pub fn seeded_weights<M: Module>(module: M, seed: u64) -> M {
+    struct Fill(rand_chacha::ChaCha8Rng);
+    impl ModuleMapper for Fill {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let dims = param.lazy_shape().dims::<D>().to_vec();
+            // Convolution kernels are [out, in, kh, kw]; linear weights [in, out].
+            let fan_in = match dims.len() {
+                4 => dims[1] * dims[2] * dims[3],
+                2 => dims[0],
+                _ => return param,
+            };
+            let bound = 1.0 / (fan_in.max(1) as f32).sqrt();
+            let count = dims.iter().product();
+            let values: Vec<f32> = (0..count)
+                .map(|_| self.0.random_range(-bound..bound))
+                .collect();
+            param.map(|t| {
+                let filled = Tensor::from_data(TensorData::new(values, dims), &t.device());
+                if t.is_require_grad() {
+                    filled.require_grad()
+                } else {
+                    filled
+                }
+            })
+        }
+    }
+    module.map(&mut Fill(rng(seed, Purpose::Init, 0)))
+}
+
+pub fn linear(d_input: usize, d_output: usize, device: &Device) -> burn::nn::Linear {
+    LinearConfig::new(d_input, d_output)
+        .with_initializer(BUILD_INIT)
+        .init(device)
+}
 
 /// 3×3 convolution (padding 1), batch norm, ReLU.
 #[derive(Module, Debug)]
@@ -31,5 +76,6 @@ pub fn conv3x3(cin: usize, cout: usize, stride: usize, bias: bool, device: &Devi
         .with_stride([stride, stride])
         .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
         .with_bias(bias)
+        .with_initializer(BUILD_INIT)
         .init(device)
 }

@@ -38,14 +38,15 @@ impl ModelSpec {
         }
     }
 
-    /// A freshly initialised network for `channels`-channel images. Initial weights come from
-    /// the device's RNG: seed it (`Device::seed`) first for a reproducible start.
-    pub fn init(self, channels: usize, device: &Device) -> Model {
-        match self {
+    /// A freshly initialised network for `channels`-channel images; the same seed gives the
+    /// same weights on every device and platform.
+    pub fn init(self, channels: usize, device: &Device, seed: u64) -> Model {
+        let model = match self {
             ModelSpec::SmallCnn => Model::SmallCnn(SmallCnn::new(channels, device)),
             ModelSpec::Resnet20 => Model::Resnet20(ResNet20::new(channels, device)),
             ModelSpec::Vgg16 => Model::Vgg16(Vgg16::new(channels, device)),
-        }
+        };
+        common::seeded_weights(model, seed)
     }
 }
 
@@ -92,9 +93,28 @@ impl Model {
 mod tests {
     use super::*;
 
+    #[test]
+    fn weights_depend_on_the_seed_alone() {
+        let device = Device::flex();
+        let weights = |seed| {
+            let Model::SmallCnn(m) = ModelSpec::SmallCnn.init(3, &device, seed) else {
+                unreachable!()
+            };
+            m.head_weight().into_data().try_to_vec::<f32>().unwrap()
+        };
+        let (a, b, c) = (weights(1), weights(1), weights(2));
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        // U(−1/√64, 1/√64) for the 64 → 10 head: inside the bound, and not degenerate.
+        assert!(a.iter().all(|w| w.abs() < 0.125));
+        let mean_square = a.iter().map(|w| w * w).sum::<f32>() / a.len() as f32;
+        // The variance of U(−b, b) is b²/3 = 0.0052; 640 draws land well within ±40 %.
+        assert!((0.0031..0.0073).contains(&mean_square), "{mean_square}");
+    }
+
     fn check(spec: ModelSpec, channels: usize, size: usize, params: usize) {
         let device = Device::flex().autodiff();
-        let model = spec.init(channels, &device);
+        let model = spec.init(channels, &device, 0);
         assert_eq!(
             model.trainable_params(),
             params,

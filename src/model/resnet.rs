@@ -5,11 +5,11 @@
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, AvgPool2d, AvgPool2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-use super::common::{ConvBnRelu, conv3x3};
+use super::common::{ConvBnRelu, conv3x3, linear};
 
 #[derive(Module, Debug)]
 struct BasicBlock {
@@ -85,7 +85,7 @@ impl ResNet20 {
             stem: ConvBnRelu::new(channels, 16, 1, false, device),
             blocks,
             global: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
-            head: LinearConfig::new(64, 10).init(device),
+            head: linear(64, 10, device),
         }
     }
 

@@ -1,11 +1,11 @@
 //! A small CNN for the browser: fast enough to train live on a laptop GPU or the CPU.
 
 use burn::module::Module;
+use burn::nn::Linear;
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
-use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
-use super::common::ConvBnRelu;
+use super::common::{ConvBnRelu, linear};
 
 #[derive(Module, Debug)]
 pub struct SmallCnn {
@@ -25,8 +25,13 @@ impl SmallCnn {
                 .collect(),
             pool: MaxPool2dConfig::new([2, 2]).init(),
             global: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
-            head: LinearConfig::new(64, 10).init(device),
+            head: linear(64, 10, device),
         }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn head_weight(&self) -> Tensor<2> {
+        self.head.weight.val()
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {

@@ -2,11 +2,11 @@
 //! five blocks separated by 2×2 max pools, then one 512 → 10 linear classifier.
 
 use burn::module::Module;
+use burn::nn::Linear;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
-use super::common::ConvBnRelu;
+use super::common::{ConvBnRelu, linear};
 
 /// Channels of each block's convs.
 const BLOCKS: [&[usize]; 5] = [
@@ -44,7 +44,7 @@ impl Vgg16 {
             blocks,
             // Ceil mode lets 28×28 inputs (Fashion-MNIST) reach 1×1 as 32×32 ones do.
             pool: MaxPool2dConfig::new([2, 2]).with_ceil_mode(true).init(),
-            head: LinearConfig::new(512, 10).init(device),
+            head: linear(512, 10, device),
         }
     }
 

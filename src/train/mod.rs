@@ -4,19 +4,46 @@
 
 mod session;
 pub mod spec;
+pub mod summary;
 
 use serde::{Deserialize, Serialize};
 
 pub use session::{ArmCheckpoint, ArmStatus, Checkpoint, Session, TrainError};
 pub use spec::{ArmSpec, ExperimentSpec};
 
-/// One metric row.
+/// One line of a result file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Record {
+    /// The first line: what ran.
+    Run(RunInfo),
     Step(StepRecord),
     Epoch(EpochRecord),
     Diverged(DivergedRecord),
+}
+
+/// What a result file describes: one run (one seed) of an experiment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    pub experiment: ExperimentSpec,
+    pub seed: u64,
+    /// The device the run trained on, in words.
+    pub backend: String,
+    pub steps_per_epoch: u64,
+    pub train_images: usize,
+    pub test_images: usize,
+}
+
+impl Record {
+    /// The arm a metric record belongs to (`None` for the run header).
+    pub fn arm(&self) -> Option<&str> {
+        match self {
+            Record::Run(_) => None,
+            Record::Step(r) => Some(&r.arm),
+            Record::Epoch(r) => Some(&r.arm),
+            Record::Diverged(r) => Some(&r.arm),
+        }
+    }
 }
 
 /// After one optimizer step of one arm.

@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use web_time::{Duration, Instant};
 
-use super::{ArmSpec, DivergedRecord, EpochRecord, ExperimentSpec, Record, StepRecord};
+use super::{ArmSpec, DivergedRecord, EpochRecord, ExperimentSpec, Record, RunInfo, StepRecord};
 use crate::data::batch::{
     Augmentation, Batch, Normalization, Purpose, epoch_order, make_batch, rng,
 };
@@ -136,19 +136,13 @@ impl Session {
             ));
         }
         let steps_per_epoch = data.train.len().div_ceil(spec.batch_size) as u64;
-        device.seed(seed);
-        let initial = spec.model.init(data.train.shape.channels, &device);
-        // Materialise the weights once so that every arm starts from the very same values.
-        let initial_record = initial.into_record();
         let arms = spec
             .arms
             .iter()
             .map(|arm_spec| {
                 let built = arm_spec.optimizer.build(steps_per_epoch);
-                let model = spec
-                    .model
-                    .init(data.train.shape.channels, &device)
-                    .load_record(initial_record.clone());
+                // The seed fixes the weights: every arm starts from the very same values.
+                let model = spec.model.init(data.train.shape.channels, &device, seed);
                 Arm {
                     spec: arm_spec.clone(),
                     model: Some(model),
@@ -175,6 +169,18 @@ impl Session {
             batch: 0,
             epoch_started: Instant::now(),
         })
+    }
+
+    /// The header record of this run's result file.
+    pub fn run_info(&self, backend: &str) -> RunInfo {
+        RunInfo {
+            experiment: self.spec.clone(),
+            seed: self.seed,
+            backend: backend.to_owned(),
+            steps_per_epoch: self.steps_per_epoch,
+            train_images: self.data.train.len(),
+            test_images: self.data.test.len(),
+        }
     }
 
     pub fn spec(&self) -> &ExperimentSpec {
@@ -374,7 +380,7 @@ impl Session {
             let model = self
                 .spec
                 .model
-                .init(channels, &self.device)
+                .init(channels, &self.device, self.seed)
                 .try_load_record(record)
                 .map_err(|e| bad("model", &e))?;
             let built = arm.spec.optimizer.build(self.steps_per_epoch);

@@ -117,6 +117,7 @@ fn identical_arms_see_identical_weights_and_batches() {
         Record::Step(s) => s.arm == "a",
         Record::Epoch(e) => e.arm == "a",
         Record::Diverged(d) => d.arm == "a",
+        Record::Run(_) => false,
     });
     assert_eq!(a.len(), 2 * 3 + 2);
     for (x, y) in without_timing(&a.into_iter().cloned().collect::<Vec<_>>())

@@ -1,0 +1,322 @@
+//! `adaexp plot`: figures like the post's (training loss and test accuracy per epoch, one
+//! colour per arm, mean over seeds with a min–max band), the schedules p(t) and η(t), and the
+//! summary table.
+
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use anyhow::Context;
+use clap::Args;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::results::{read_records, result_files};
+use super::write_atomic;
+use crate::train::summary::{EpochSpread, Run, Spread, Summary, summarize};
+
+#[derive(Args, Debug)]
+pub struct PlotArgs {
+    /// Result files (.jsonl) or directories holding them.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// Where to write the figures [default: the first directory given, else the current one].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
+
+pub fn run(args: PlotArgs) -> anyhow::Result<()> {
+    let files = result_files(&args.paths)?;
+    let mut runs = Vec::new();
+    for file in &files {
+        runs.extend(Run::split(read_records(file)?));
+    }
+    let out = args.out.unwrap_or_else(|| {
+        args.paths
+            .iter()
+            .find(|p| p.is_dir())
+            .cloned()
+            .unwrap_or_else(|| PathBuf::from("."))
+    });
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    plot_runs(&runs, &out)?;
+    println!("figures in {}", out.display());
+    Ok(())
+}
+
+static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // The embedded font is known to parse; text is also written as SVG text regardless.
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+}
+
+/// Arm colours: distinct, colour-blind-friendly (Okabe–Ito), cycling past eight arms.
+const COLOURS: [RGBColor; 8] = [
+    RGBColor(0, 114, 178),
+    RGBColor(213, 94, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(204, 121, 167),
+    RGBColor(230, 159, 0),
+    RGBColor(86, 180, 233),
+    RGBColor(0, 0, 0),
+    RGBColor(240, 228, 66),
+];
+
+/// Plots every experiment found in `runs` (grouped by experiment name) into `out`.
+pub fn plot_runs(runs: &[Run], out: &Path) -> anyhow::Result<()> {
+    register_font();
+    let mut names: Vec<&str> = runs
+        .iter()
+        .map(|r| r.info.experiment.name.as_str())
+        .collect();
+    names.dedup();
+    names.sort();
+    names.dedup();
+    for name in &names {
+        let group: Vec<Run> = runs
+            .iter()
+            .filter(|r| r.info.experiment.name == *name)
+            .cloned()
+            .collect();
+        let Some(summary) = summarize(&group) else {
+            continue;
+        };
+        let prefix = if names.len() > 1 {
+            format!("{name}-")
+        } else {
+            String::new()
+        };
+        let steps_per_epoch = group[0].info.steps_per_epoch;
+        for ext in ["png", "svg"] {
+            let path = |what: &str| out.join(format!("{prefix}{what}.{ext}"));
+            curve_figure(&summary, &path("train_loss"), "training loss", |e| {
+                &e.train_loss
+            })?;
+            curve_figure(&summary, &path("test_accuracy"), "test accuracy", |e| {
+                &e.test_accuracy
+            })?;
+            schedule_figure(&summary, steps_per_epoch, &path("schedules"))?;
+        }
+        let table = summary.markdown();
+        write_atomic(&out.join(format!("{prefix}summary.md")), table.as_bytes())?;
+        println!("{table}");
+    }
+    Ok(())
+}
+
+/// Renders into a PNG or SVG file by extension, written atomically.
+fn render(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> anyhow::Result<()>,
+    draw_png: impl FnOnce(&DrawingArea<BitMapBackend, Shift>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let temp = tempfile::Builder::new()
+        .suffix(&format!(
+            ".{}",
+            path.extension().and_then(|e| e.to_str()).unwrap_or("png")
+        ))
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+    let fail = |e: String| anyhow::anyhow!("cannot draw {}: {e}", path.display());
+    if path.extension().is_some_and(|e| e == "svg") {
+        let area = SVGBackend::new(temp.path(), size).into_drawing_area();
+        area.fill(&WHITE).map_err(|e| fail(e.to_string()))?;
+        draw(&area)?;
+        area.present().map_err(|e| fail(e.to_string()))?;
+    } else {
+        let area = BitMapBackend::new(temp.path(), size).into_drawing_area();
+        area.fill(&WHITE).map_err(|e| fail(e.to_string()))?;
+        draw_png(&area)?;
+        area.present().map_err(|e| fail(e.to_string()))?;
+    }
+    temp.persist(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+fn curve_figure(
+    summary: &Summary,
+    path: &Path,
+    label: &str,
+    metric: fn(&EpochSpread) -> &Spread,
+) -> anyhow::Result<()> {
+    render(
+        path,
+        (900, 600),
+        |area| draw_curves(area, summary, label, metric),
+        |area| draw_curves(area, summary, label, metric),
+    )
+}
+
+fn draw_curves<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    summary: &Summary,
+    label: &str,
+    metric: fn(&EpochSpread) -> &Spread,
+) -> anyhow::Result<()> {
+    let fail = |e: String| anyhow::anyhow!("cannot draw {label}: {e}");
+    let points = summary.arms.iter().flat_map(|a| a.curves.iter());
+    let max_epoch = points.clone().map(|e| e.epoch).max().unwrap_or(1).max(1);
+    let (lo, hi) = points.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), e| {
+        let s = metric(e);
+        (lo.min(s.min), hi.max(s.max))
+    });
+    let (lo, hi) = if lo.is_finite() && hi > lo {
+        let pad = 0.05 * (hi - lo);
+        (lo - pad, hi + pad)
+    } else {
+        (0.0, 1.0)
+    };
+    let seeds = summary.arms.first().map_or(1, |a| a.seeds.len());
+    let caption = format!(
+        "{} — {}{}",
+        summary.experiment.name,
+        label,
+        if seeds > 1 {
+            format!(" (mean of {seeds} seeds, band: min–max)")
+        } else {
+            String::new()
+        }
+    );
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(1f64..max_epoch as f64, lo..hi)
+        .map_err(|e| fail(e.to_string()))?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc(label)
+        .draw()
+        .map_err(|e| fail(e.to_string()))?;
+    for (i, arm) in summary.arms.iter().enumerate() {
+        let colour = COLOURS[i % COLOURS.len()];
+        if seeds > 1 {
+            let upper = arm.curves.iter().map(|e| (e.epoch as f64, metric(e).max));
+            let lower = arm
+                .curves
+                .iter()
+                .rev()
+                .map(|e| (e.epoch as f64, metric(e).min));
+            chart
+                .draw_series(std::iter::once(Polygon::new(
+                    upper.chain(lower).collect::<Vec<_>>(),
+                    colour.mix(0.15).filled(),
+                )))
+                .map_err(|e| fail(e.to_string()))?;
+        }
+        chart
+            .draw_series(LineSeries::new(
+                arm.curves.iter().map(|e| (e.epoch as f64, metric(e).mean)),
+                colour.stroke_width(2),
+            ))
+            .map_err(|e| fail(e.to_string()))?
+            .label(arm.name.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(|e| fail(e.to_string()))?;
+    Ok(())
+}
+
+fn schedule_figure(summary: &Summary, steps_per_epoch: u64, path: &Path) -> anyhow::Result<()> {
+    render(
+        path,
+        (900, 700),
+        |area| draw_schedules(area, summary, steps_per_epoch),
+        |area| draw_schedules(area, summary, steps_per_epoch),
+    )
+}
+
+fn draw_schedules<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    summary: &Summary,
+    steps_per_epoch: u64,
+) -> anyhow::Result<()> {
+    let fail = |e: String| anyhow::anyhow!("cannot draw the schedules: {e}");
+    let spec = &summary.experiment;
+    let spe = steps_per_epoch.max(1);
+    let total = spec.epochs * spe;
+    // At most ~400 samples per curve, always including the last step.
+    let stride = (total / 400).max(1);
+    let steps: Vec<u64> = (1..=total)
+        .step_by(stride as usize)
+        .chain([total])
+        .collect();
+    let epoch_of = |t: u64| (t - 1) as f64 / spe as f64;
+    let (upper, lower) = area.split_vertically(350);
+    let panels: [(&DrawingArea<DB, Shift>, &str, bool); 2] = [
+        (&upper, "exponent p(t)", true),
+        (&lower, "learning rate η(t)", false),
+    ];
+    for (panel, label, exponent) in panels {
+        let series: Vec<(usize, Vec<(f64, f64)>)> = spec
+            .arms
+            .iter()
+            .enumerate()
+            .filter_map(|(i, arm)| {
+                let values: Option<Vec<(f64, f64)>> = steps
+                    .iter()
+                    .map(|&t| {
+                        let v = if exponent {
+                            arm.optimizer.exponent_at(t, spe)?
+                        } else {
+                            arm.lr.value(t, spe)
+                        };
+                        Some((epoch_of(t), v))
+                    })
+                    .collect();
+                values.map(|v| (i, v))
+            })
+            .collect();
+        let hi = series
+            .iter()
+            .flat_map(|(_, v)| v.iter().map(|p| p.1))
+            .fold(0.0f64, f64::max);
+        let hi = if hi > 0.0 { hi * 1.1 } else { 1.0 };
+        let mut chart = ChartBuilder::on(panel)
+            .caption(format!("{} — {label}", spec.name), ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0f64..spec.epochs as f64, 0f64..hi)
+            .map_err(|e| fail(e.to_string()))?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc(label)
+            .draw()
+            .map_err(|e| fail(e.to_string()))?;
+        for (i, values) in series {
+            let colour = COLOURS[i % COLOURS.len()];
+            chart
+                .draw_series(LineSeries::new(values, colour.stroke_width(2)))
+                .map_err(|e| fail(e.to_string()))?
+                .label(spec.arms[i].name.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| fail(e.to_string()))?;
+    }
+    Ok(())
+}

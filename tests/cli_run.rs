@@ -1,0 +1,411 @@
+//! `adaexp run`, `plot` and `data` end to end, on tiny datasets written in the official formats.
+// The binary is native: these tests drive it as a process.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use serde_json::Value;
+
+fn lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Records without the fields that measure time.
+fn untimed(path: &Path) -> Vec<Value> {
+    lines(path)
+        .into_iter()
+        .map(|mut v| {
+            if let Some(o) = v.as_object_mut() {
+                o.remove("wall_seconds");
+                o.remove("images_per_second");
+                if let Some(e) = o.get_mut("experiment").and_then(Value::as_object_mut) {
+                    e.remove("epochs");
+                }
+            }
+            v
+        })
+        .collect()
+}
+
+fn setup(epochs: u64) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    write_cifar_dir(&dir.path().join("cifar"), 20, 30);
+    std::fs::write(
+        dir.path().join("tiny.toml"),
+        tiny_experiment("cifar10", epochs),
+    )
+    .unwrap();
+    (dir, "tiny.toml".into())
+}
+
+#[test]
+fn run_writes_records_summary_and_plots() {
+    let (dir, toml) = setup(1);
+    let out = ok(&adaexp(
+        &[
+            "run",
+            &toml,
+            "--data",
+            "cifar",
+            "--backend",
+            "cpu",
+            "--out",
+            "res",
+        ],
+        dir.path(),
+    ));
+    assert!(out.contains("SGDM") && out.contains("AdaExp"), "{out}");
+    let res = dir.path().join("res");
+    let records = lines(&res.join("seed-0.jsonl"));
+    assert_eq!(records[0]["type"], "run");
+    assert_eq!(records[0]["train_images"], 100);
+    assert_eq!(records[0]["steps_per_epoch"], 4);
+    let steps = records.iter().filter(|r| r["type"] == "step").count();
+    assert_eq!(steps, 2 * 4);
+    let epochs: Vec<&Value> = records.iter().filter(|r| r["type"] == "epoch").collect();
+    assert_eq!(epochs.len(), 2);
+    for e in &epochs {
+        let acc = e["test_accuracy"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&acc));
+        assert!(e["train_loss"].as_f64().unwrap().is_finite());
+    }
+    // AdaExp's p at its first step is 0.5; SGDM has none.
+    let first_adaexp = records
+        .iter()
+        .find(|r| r["type"] == "step" && r["arm"] == "AdaExp")
+        .unwrap();
+    assert_eq!(first_adaexp["p"], 0.5);
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(res.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["arms"].as_array().unwrap().len(), 2);
+    for name in ["train_loss", "test_accuracy", "schedules"] {
+        let png = std::fs::read(res.join(format!("{name}.png"))).unwrap();
+        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{name}.png");
+        let svg = std::fs::read_to_string(res.join(format!("{name}.svg"))).unwrap();
+        assert!(
+            svg.contains("<svg") && svg.trim_end().ends_with("</svg>"),
+            "{name}.svg"
+        );
+    }
+    assert!(
+        std::fs::read_to_string(res.join("summary.md"))
+            .unwrap()
+            .contains("| SGDM |")
+    );
+
+    // Results are never overwritten by accident.
+    let err = failed(&adaexp(
+        &[
+            "run",
+            &toml,
+            "--data",
+            "cifar",
+            "--backend",
+            "cpu",
+            "--out",
+            "res",
+        ],
+        dir.path(),
+    ));
+    assert!(
+        err.contains("seed-0.jsonl exists") && err.contains("--resume"),
+        "{err}"
+    );
+
+    // `plot` on the directory redraws the figures elsewhere.
+    ok(&adaexp(&["plot", "res", "--out", "figs"], dir.path()));
+    assert!(dir.path().join("figs/test_accuracy.svg").is_file());
+}
+
+#[test]
+fn resumed_run_equals_uninterrupted_run() {
+    let (dir, toml) = setup(2);
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            &toml,
+            "--data",
+            "cifar",
+            "--backend",
+            "cpu",
+            "--no-plot",
+        ];
+        args.extend_from_slice(extra);
+        ok(&adaexp(&args, dir.path()));
+    };
+    run(&["--out", "straight"]);
+    // Stopped after epoch 1 (as if killed at the epoch boundary), then continued.
+    run(&["--out", "split", "--epochs", "1"]);
+    // A line written after the checkpoint by a killed run must be dropped on resume.
+    let jsonl = dir.path().join("split/seed-0.jsonl");
+    let mut partial = std::fs::read(&jsonl).unwrap();
+    partial.extend_from_slice(b"{\"type\":\"step\",\"arm\":\"SGDM\",\"st");
+    std::fs::write(&jsonl, partial).unwrap();
+    run(&["--out", "split", "--epochs", "2", "--resume"]);
+    assert_eq!(
+        untimed(&dir.path().join("straight/seed-0.jsonl")),
+        untimed(&jsonl)
+    );
+}
+
+#[test]
+fn fashion_mnist_one_channel_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fashion_dir(&dir.path().join("fm"), 60, 20);
+    std::fs::write(
+        dir.path().join("f.toml"),
+        tiny_experiment("fashion-mnist", 1),
+    )
+    .unwrap();
+    ok(&adaexp(
+        &[
+            "run",
+            "f.toml",
+            "--data",
+            "fm",
+            "--backend",
+            "cpu",
+            "--out",
+            "r",
+            "--no-plot",
+        ],
+        dir.path(),
+    ));
+    let records = lines(&dir.path().join("r/seed-0.jsonl"));
+    assert_eq!(records.iter().filter(|r| r["type"] == "epoch").count(), 2);
+}
+
+#[test]
+fn bad_data_gives_a_clear_error_naming_the_file() {
+    let (dir, toml) = setup(1);
+    let cifar = dir.path().join("cifar");
+    let run = || {
+        failed(&adaexp(
+            &[
+                "run",
+                &toml,
+                "--data",
+                "cifar",
+                "--backend",
+                "cpu",
+                "--no-plot",
+                "--out",
+                "x",
+            ],
+            dir.path(),
+        ))
+    };
+    std::fs::write(cifar.join("data_batch_3.bin"), vec![0u8; 3073 * 2 + 5]).unwrap();
+    let err = run();
+    assert!(
+        err.contains("data_batch_3.bin") && err.contains("3073"),
+        "{err}"
+    );
+
+    let mut bad_label = cifar_records(2, 0);
+    bad_label[3073] = 12;
+    std::fs::write(cifar.join("data_batch_3.bin"), bad_label).unwrap();
+    let err = run();
+    assert!(
+        err.contains("data_batch_3.bin") && err.contains("label 12"),
+        "{err}"
+    );
+
+    std::fs::remove_file(cifar.join("data_batch_3.bin")).unwrap();
+    let err = run();
+    assert!(
+        err.contains("data_batch_3.bin") && err.contains("missing"),
+        "{err}"
+    );
+
+    let fm = dir.path().join("fm");
+    write_fashion_dir(&fm, 20, 10);
+    std::fs::write(
+        dir.path().join("f.toml"),
+        tiny_experiment("fashion-mnist", 1),
+    )
+    .unwrap();
+    let fashion = || {
+        failed(&adaexp(
+            &[
+                "run",
+                "f.toml",
+                "--data",
+                "fm",
+                "--backend",
+                "cpu",
+                "--no-plot",
+                "--out",
+                "y",
+            ],
+            dir.path(),
+        ))
+    };
+    std::fs::write(
+        fm.join("t10k-labels-idx1-ubyte.gz"),
+        [0, 0, 8, 3, 0, 0, 0, 1, 0],
+    )
+    .unwrap();
+    let err = fashion();
+    assert!(
+        err.contains("t10k-labels-idx1-ubyte.gz") && err.contains("magic"),
+        "{err}"
+    );
+    std::fs::write(
+        fm.join("t10k-labels-idx1-ubyte.gz"),
+        [0, 0, 8, 1, 0, 0, 0, 10, 1, 2],
+    )
+    .unwrap();
+    let err = fashion();
+    assert!(
+        err.contains("t10k-labels-idx1-ubyte.gz") && err.contains("truncated"),
+        "{err}"
+    );
+
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        tiny_experiment("cifar10", 1).replace("epochs = 1", "epochs = 0"),
+    )
+    .unwrap();
+    let err = failed(&adaexp(&["run", "bad.toml", "--data", "cifar"], dir.path()));
+    assert!(
+        err.contains("bad.toml: epochs: must be at least 1"),
+        "{err}"
+    );
+    let err = failed(&adaexp(&["run", "--preset", "nope"], dir.path()));
+    assert!(err.contains("--preset") && err.contains("quick"), "{err}");
+    let err = failed(&adaexp(&["plot", "nothing-here"], dir.path()));
+    assert!(err.contains("nothing-here"), "{err}");
+}
+
+fn digests(bytes: &[u8]) -> (String, String) {
+    use sha2::Digest;
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    (
+        hex(&sha2::Sha256::digest(bytes)),
+        hex(&md5::Md5::digest(bytes)),
+    )
+}
+
+#[test]
+fn fetch_verifies_extracts_and_writes_the_subset() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = cifar_archive(30, 20);
+    let (sha, md5) = digests(&archive);
+    let url = serve(vec![http_ok(&archive)]);
+    let args = |url: &str| {
+        vec![
+            "data".to_owned(),
+            "fetch".into(),
+            "cifar10".into(),
+            "--dir".into(),
+            "d".into(),
+            "--url".into(),
+            format!("{url}/cifar-10-binary.tar.gz"),
+            "--sha256".into(),
+            sha.clone(),
+            "--md5".into(),
+            md5.clone(),
+            "--train".into(),
+            "50".into(),
+            "--test".into(),
+            "10".into(),
+            "--out".into(),
+            "web".into(),
+        ]
+    };
+    let run = |args: Vec<String>| {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        adaexp(&refs, dir.path())
+    };
+    ok(&run(args(&url)));
+    let d = dir.path().join("d");
+    assert!(d.join("cifar-10-binary.tar.gz").is_file());
+    for b in 1..=5 {
+        assert_eq!(
+            std::fs::read(d.join(format!("cifar-10-batches-bin/data_batch_{b}.bin"))).unwrap(),
+            cifar_records(30, b)
+        );
+    }
+    assert!(!d.join("cifar-10-batches-bin/batches.meta.txt").exists());
+    assert!(!d.join("escape.txt").exists() && !dir.path().join("escape.txt").exists());
+    assert_eq!(
+        std::fs::read(dir.path().join("web/train_batch.bin"))
+            .unwrap()
+            .len(),
+        50 * 3073
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("web/test_batch.bin"))
+            .unwrap()
+            .len(),
+        10 * 3073
+    );
+
+    // Done already: no download (the server would refuse a second request).
+    let again = ok(&run(args("http://127.0.0.1:9")));
+    assert!(again.contains("already"), "{again}");
+
+    // The page's subset loads like the full set.
+    std::fs::write(dir.path().join("tiny.toml"), tiny_experiment("cifar10", 1)).unwrap();
+    ok(&adaexp(
+        &[
+            "run",
+            "tiny.toml",
+            "--data",
+            "web",
+            "--backend",
+            "cpu",
+            "--out",
+            "r",
+            "--no-plot",
+        ],
+        dir.path(),
+    ));
+}
+
+#[test]
+fn fetch_rejects_a_wrong_checksum_or_a_broken_download_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = cifar_archive(10, 10);
+    let (sha, md5) = digests(&archive);
+    let mut tampered = archive.clone();
+    let last = tampered.len() - 20;
+    tampered[last] ^= 0xff;
+    let mut truncated = http_ok(&archive);
+    truncated.truncate(truncated.len() - 1000);
+    let url = serve(vec![http_ok(&tampered), truncated]);
+    for _ in 0..2 {
+        let err = failed(&adaexp(
+            &[
+                "data",
+                "fetch",
+                "cifar10",
+                "--dir",
+                "d",
+                "--url",
+                &url,
+                "--sha256",
+                &sha,
+                "--md5",
+                &md5,
+                "--no-subset",
+            ],
+            dir.path(),
+        ));
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains(&url), "{err}");
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("d"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
+}
