@@ -283,22 +283,49 @@ fn draw_schedules<DB: DrawingBackend>(
                 values.map(|v| (i, v))
             })
             .collect();
-        let hi = series
-            .iter()
-            .flat_map(|(_, v)| v.iter().map(|p| p.1))
-            .fold(0.0f64, f64::max);
-        let hi = if hi > 0.0 { hi * 1.1 } else { 1.0 };
+        // Learning rates differ by orders of magnitude between families: plot log10 η.
+        let series: Vec<(usize, Vec<(f64, f64)>)> = if exponent {
+            series
+        } else {
+            series
+                .into_iter()
+                .map(|(i, v)| {
+                    (
+                        i,
+                        v.into_iter()
+                            .map(|(x, y)| (x, y.max(1e-12).log10()))
+                            .collect(),
+                    )
+                })
+                .collect()
+        };
+        let values = series.iter().flat_map(|(_, v)| v.iter().map(|p| p.1));
+        let (lo, hi) = if exponent {
+            (0.0, values.fold(0.0f64, f64::max).max(0.1) * 1.1)
+        } else {
+            let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                (lo.min(v), hi.max(v))
+            });
+            if lo.is_finite() {
+                (lo.floor() - 0.25, hi.ceil() + 0.25)
+            } else {
+                (-4.0, 0.0)
+            }
+        };
         let mut chart = ChartBuilder::on(panel)
             .caption(format!("{} — {label}", spec.name), ("sans-serif", 20))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(70)
-            .build_cartesian_2d(0f64..spec.epochs as f64, 0f64..hi)
+            .build_cartesian_2d(0f64..spec.epochs as f64, lo..hi)
             .map_err(|e| fail(e.to_string()))?;
+        let log_label = |v: &f64| format!("{:.0e}", 10f64.powf(*v));
+        let plain_label = |v: &f64| format!("{v:.2}");
         chart
             .configure_mesh()
             .x_desc("epoch")
             .y_desc(label)
+            .y_label_formatter(if exponent { &plain_label } else { &log_label })
             .draw()
             .map_err(|e| fail(e.to_string()))?;
         for (i, values) in series {
