@@ -209,16 +209,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
 fn bench_optim(steps: usize) -> anyhow::Result<()> {
     // The module optimizer works on autodiff parameters, as in training.
     let device = Device::flex().autodiff();
-    let adaexp = |p: Schedule| {
-        OptimizerSpec::AdaExp(AdaExpSpec {
-            p,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            amsgrad: false,
-            weight_decay: None,
-        })
-    };
+    let adaexp = |p: Schedule| OptimizerSpec::AdaExp(AdaExpSpec::new(p));
     let decaying = adaexp(Schedule::Linear {
         start: 0.5,
         end: 0.0,

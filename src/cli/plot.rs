@@ -8,6 +8,7 @@ use std::sync::Once;
 use anyhow::Context;
 use clap::Args;
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use super::results::{read_records, result_files};
@@ -38,8 +39,18 @@ pub fn run(args: PlotArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|| PathBuf::from("."))
     });
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-    plot_runs(&runs, &out)?;
+    for (prefix, summary) in plot_runs(&runs, &out)? {
+        report(&summary, &out, &prefix)?;
+    }
     println!("figures in {}", out.display());
+    Ok(())
+}
+
+/// Prints the summary table and writes it as `{prefix}summary.md`.
+pub fn report(summary: &Summary, out: &Path, prefix: &str) -> anyhow::Result<()> {
+    let table = summary.markdown();
+    write_atomic(&out.join(format!("{prefix}summary.md")), table.as_bytes())?;
+    println!("\n{table}");
     Ok(())
 }
 
@@ -65,16 +76,46 @@ const COLOURS: [RGBColor; 8] = [
     RGBColor(240, 228, 66),
 ];
 
-/// Plots every experiment found in `runs` (grouped by experiment name) into `out`.
-pub fn plot_runs(runs: &[Run], out: &Path) -> anyhow::Result<()> {
+type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// Arm `index`'s line in its colour, with its legend entry.
+fn arm_line<DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+    index: usize,
+    name: &str,
+    points: impl IntoIterator<Item = (f64, f64)>,
+) -> Result<(), String> {
+    let colour = COLOURS[index % COLOURS.len()];
+    chart
+        .draw_series(LineSeries::new(points, colour.stroke_width(2)))
+        .map_err(|e| e.to_string())?
+        .label(name)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+    Ok(())
+}
+
+fn legend<'a, DB: DrawingBackend + 'a>(chart: &mut Chart<'a, DB>) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(|e| e.to_string())
+}
+
+/// Draws the figures of every experiment found in `runs` (grouped by experiment name) into
+/// `out`, file names prefixed with the experiment's name when there are several; returns each
+/// experiment's prefix and summary.
+pub fn plot_runs(runs: &[Run], out: &Path) -> anyhow::Result<Vec<(String, Summary)>> {
     register_font();
     let mut names: Vec<&str> = runs
         .iter()
         .map(|r| r.info.experiment.name.as_str())
         .collect();
-    names.dedup();
     names.sort();
     names.dedup();
+    let mut summaries = Vec::new();
     for name in &names {
         let group: Vec<Run> = runs
             .iter()
@@ -100,11 +141,9 @@ pub fn plot_runs(runs: &[Run], out: &Path) -> anyhow::Result<()> {
             })?;
             schedule_figure(&summary, steps_per_epoch, &path("schedules"))?;
         }
-        let table = summary.markdown();
-        write_atomic(&out.join(format!("{prefix}summary.md")), table.as_bytes())?;
-        println!("{table}");
+        summaries.push((prefix, summary));
     }
-    Ok(())
+    Ok(summaries)
 }
 
 /// Renders into a PNG or SVG file by extension, written atomically.
@@ -212,24 +251,15 @@ fn draw_curves<DB: DrawingBackend>(
                 )))
                 .map_err(|e| fail(e.to_string()))?;
         }
-        chart
-            .draw_series(LineSeries::new(
-                arm.curves.iter().map(|e| (e.epoch as f64, metric(e).mean)),
-                colour.stroke_width(2),
-            ))
-            .map_err(|e| fail(e.to_string()))?
-            .label(arm.name.clone())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
-            });
+        arm_line(
+            &mut chart,
+            i,
+            &arm.name,
+            arm.curves.iter().map(|e| (e.epoch as f64, metric(e).mean)),
+        )
+        .map_err(fail)?;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()
-        .map_err(|e| fail(e.to_string()))?;
+    legend(&mut chart).map_err(fail)?;
     Ok(())
 }
 
@@ -329,21 +359,9 @@ fn draw_schedules<DB: DrawingBackend>(
             .draw()
             .map_err(|e| fail(e.to_string()))?;
         for (i, values) in series {
-            let colour = COLOURS[i % COLOURS.len()];
-            chart
-                .draw_series(LineSeries::new(values, colour.stroke_width(2)))
-                .map_err(|e| fail(e.to_string()))?
-                .label(spec.arms[i].name.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
-                });
+            arm_line(&mut chart, i, &spec.arms[i].name, values).map_err(fail)?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| fail(e.to_string()))?;
+        legend(&mut chart).map_err(fail)?;
     }
     Ok(())
 }

@@ -104,9 +104,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         &out.join("summary.json"),
         &serde_json::to_vec_pretty(&summary)?,
     )?;
-    let table = summary.markdown();
-    write_atomic(&out.join("summary.md"), table.as_bytes())?;
-    println!("\n{table}");
+    plot::report(&summary, &out, "")?;
     if !args.no_plot {
         plot::plot_runs(&runs, &out)?;
     }

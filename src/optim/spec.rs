@@ -173,6 +173,21 @@ pub struct AdaExpSpec {
     pub weight_decay: Option<WeightDecay>,
 }
 
+impl AdaExpSpec {
+    /// The exponent schedule with Adam's default β1, β2, ε, no AMSGrad and no weight decay.
+    pub fn new(p: Schedule) -> Self {
+        let adam = AdamSpec::default();
+        AdaExpSpec {
+            p,
+            beta1: adam.beta1,
+            beta2: adam.beta2,
+            eps: adam.eps,
+            amsgrad: adam.amsgrad,
+            weight_decay: adam.weight_decay,
+        }
+    }
+}
+
 impl Default for SgdmSpec {
     fn default() -> Self {
         SgdmSpec {

@@ -47,14 +47,7 @@ fn assert_close(actual: &[f64], expected: &[f64], tolerance: f64) {
 }
 
 fn adaexp(p: Schedule) -> OptimizerSpec {
-    OptimizerSpec::AdaExp(AdaExpSpec {
-        p,
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-        amsgrad: false,
-        weight_decay: None,
-    })
+    OptimizerSpec::AdaExp(AdaExpSpec::new(p))
 }
 
 #[test]

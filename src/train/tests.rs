@@ -215,16 +215,12 @@ fn resume_from_a_checkpoint_equals_the_uninterrupted_run() {
         arm(
             "adaexp",
             OptimizerSpec::AdaExp(crate::optim::spec::AdaExpSpec {
-                p: crate::optim::Schedule::Linear {
+                amsgrad: true,
+                ..crate::optim::spec::AdaExpSpec::new(crate::optim::Schedule::Linear {
                     start: 0.5,
                     end: 0.0,
                     length: crate::optim::Length::Epochs(3.0),
-                },
-                beta1: 0.9,
-                beta2: 0.999,
-                eps: 1e-8,
-                amsgrad: true,
-                weight_decay: None,
+                })
             }),
             1e-3,
         ),
