@@ -2,6 +2,7 @@
 //! between Adam and SGD with momentum?
 
 pub mod data;
+pub mod lab;
 pub mod model;
 pub mod optim;
 pub mod trace;

@@ -1,0 +1,534 @@
+//! The browser lab's settings: every control on the page, its default, its query-string form and
+//! the experiment it describes. Nothing here touches the DOM, so it is tested natively; the page
+//! (src/web) only binds these values to controls.
+//!
+//! The query string is the whole state: `to_query` writes every setting, `from_query` reads one
+//! back and replaces each missing, unparsable or out-of-range value by its default with a notice.
+//! Ranges are not checked here: the settings become an `ExperimentSpec`, whose validation (the
+//! one used by the CLI and the result files) names the offending field.
+
+use crate::data::Dataset;
+use crate::model::ModelSpec;
+use crate::optim::spec::{AdaExpSpec, AdamSpec, PadamSpec, SgdmSpec};
+use crate::optim::{Length, LrSchedule, OptimizerSpec, Schedule, SpecError, WeightDecay};
+use crate::train::{ArmSpec, ExperimentSpec};
+
+/// The five arms the page offers; AdaExp twice so that two schedules can be compared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArmKind {
+    Sgdm,
+    Adam,
+    Padam,
+    AdaExp,
+    AdaExp2,
+}
+
+impl ArmKind {
+    pub const ALL: [ArmKind; 5] = [
+        ArmKind::Sgdm,
+        ArmKind::Adam,
+        ArmKind::Padam,
+        ArmKind::AdaExp,
+        ArmKind::AdaExp2,
+    ];
+
+    /// The arm's prefix in the query string.
+    pub fn key(self) -> &'static str {
+        match self {
+            ArmKind::Sgdm => "sgdm",
+            ArmKind::Adam => "adam",
+            ArmKind::Padam => "padam",
+            ArmKind::AdaExp => "ax",
+            ArmKind::AdaExp2 => "ax2",
+        }
+    }
+
+    fn has_schedule(self) -> bool {
+        matches!(self, ArmKind::AdaExp | ArmKind::AdaExp2)
+    }
+}
+
+/// The shapes a page slider can pick for p(t).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    Constant,
+    Linear,
+    Cosine,
+    /// `start` for the first half of the length, then `end`.
+    Step,
+}
+
+impl Shape {
+    pub const ALL: [Shape; 4] = [Shape::Constant, Shape::Linear, Shape::Cosine, Shape::Step];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Shape::Constant => "constant",
+            Shape::Linear => "linear",
+            Shape::Cosine => "cosine",
+            Shape::Step => "step",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Shape> {
+        Shape::ALL.into_iter().find(|s| s.name() == text)
+    }
+}
+
+/// One arm's controls. `p_start` is Padam's constant exponent; AdaExp arms use all four.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ArmControls {
+    pub kind: ArmKind,
+    pub enabled: bool,
+    pub lr: f64,
+    pub p_start: f64,
+    pub p_end: f64,
+    pub shape: Shape,
+    /// Length of the p schedule in epochs.
+    pub decay_epochs: f64,
+}
+
+impl ArmControls {
+    /// The exponent schedule of an AdaExp arm.
+    pub fn schedule(&self) -> Schedule {
+        let (start, end) = (self.p_start, self.p_end);
+        let length = Length::Epochs(self.decay_epochs);
+        match self.shape {
+            Shape::Constant => Schedule::constant(start),
+            Shape::Linear => Schedule::Linear { start, end, length },
+            Shape::Cosine => Schedule::Cosine { start, end, length },
+            Shape::Step => Schedule::Step {
+                start,
+                steps: vec![(0.5, end)],
+                length,
+            },
+        }
+    }
+
+    pub fn label(&self) -> String {
+        match self.kind {
+            ArmKind::Sgdm => "SGDM".into(),
+            ArmKind::Adam => "Adam".into(),
+            ArmKind::Padam => format!("Padam p={}", self.p_start),
+            ArmKind::AdaExp | ArmKind::AdaExp2 => {
+                let n = if self.kind == ArmKind::AdaExp2 {
+                    " #2"
+                } else {
+                    ""
+                };
+                match self.shape {
+                    Shape::Constant => format!("AdaExp{n} p={}", self.p_start),
+                    shape => format!("AdaExp{n} {}→{} {}", self.p_start, self.p_end, shape.name()),
+                }
+            }
+        }
+    }
+}
+
+/// Every setting of the page.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LabSettings {
+    pub arms: Vec<ArmControls>,
+    pub momentum: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    /// Decoupled weight decay λ (0: none).
+    pub weight_decay: f64,
+    pub model: ModelSpec,
+    pub batch_size: usize,
+    pub train_size: usize,
+    pub test_size: usize,
+    pub epochs: u64,
+    pub seed: u64,
+}
+
+impl Default for LabSettings {
+    /// Defaults that show the effect within minutes on a laptop GPU: the small CNN on 5,000
+    /// images for 6 epochs, p decaying to 0 over the run.
+    fn default() -> Self {
+        let arm = |kind, enabled, lr, p_start, p_end, shape| ArmControls {
+            kind,
+            enabled,
+            lr,
+            p_start,
+            p_end,
+            shape,
+            decay_epochs: 6.0,
+        };
+        let adam = AdamSpec::default();
+        LabSettings {
+            arms: vec![
+                arm(ArmKind::Sgdm, true, 0.05, 0.0, 0.0, Shape::Constant),
+                arm(ArmKind::Adam, true, 1e-3, 0.5, 0.5, Shape::Constant),
+                arm(ArmKind::Padam, true, 0.1, 0.125, 0.125, Shape::Constant),
+                arm(ArmKind::AdaExp, true, 1e-3, 0.5, 0.0, Shape::Linear),
+                arm(ArmKind::AdaExp2, false, 1e-3, 0.5, 0.0, Shape::Cosine),
+            ],
+            momentum: SgdmSpec::default().momentum,
+            beta1: adam.beta1,
+            beta2: adam.beta2,
+            eps: adam.eps,
+            weight_decay: 0.0,
+            model: ModelSpec::SmallCnn,
+            batch_size: 64,
+            train_size: 5000,
+            test_size: 1000,
+            epochs: 6,
+            seed: 0,
+        }
+    }
+}
+
+fn parse_number<T: std::str::FromStr>(text: &str) -> Result<T, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number"))
+}
+
+fn parse_finite(text: &str) -> Result<f64, String> {
+    let value: f64 = parse_number(text)?;
+    if value.is_finite() {
+        Ok(value)
+    } else {
+        Err(format!("'{text}' is not a finite number"))
+    }
+}
+
+fn parse_bool(text: &str) -> Result<bool, String> {
+    match text {
+        "1" | "true" | "on" => Ok(true),
+        "0" | "false" | "off" => Ok(false),
+        _ => Err(format!("'{text}' is not 0 or 1")),
+    }
+}
+
+impl LabSettings {
+    /// Every query key, in a stable order.
+    pub fn keys() -> Vec<String> {
+        let mut keys = Vec::new();
+        for kind in ArmKind::ALL {
+            let k = kind.key();
+            keys.push(k.to_owned());
+            keys.push(format!("{k}.lr"));
+            if kind == ArmKind::Padam {
+                keys.push(format!("{k}.p"));
+            }
+            if kind.has_schedule() {
+                for field in ["p0", "p1", "shape", "len"] {
+                    keys.push(format!("{k}.{field}"));
+                }
+            }
+        }
+        for key in [
+            "momentum", "beta1", "beta2", "eps", "wd", "model", "batch", "train", "test", "epochs",
+            "seed",
+        ] {
+            keys.push(key.to_owned());
+        }
+        keys
+    }
+
+    fn arm_mut(&mut self, key: &str) -> Option<&mut ArmControls> {
+        self.arms.iter_mut().find(|a| a.kind.key() == key)
+    }
+
+    /// The value of one key as the query string writes it.
+    pub fn get(&self, key: &str) -> Option<String> {
+        if let Some((arm_key, field)) = key.split_once('.') {
+            let arm = self.arms.iter().find(|a| a.kind.key() == arm_key)?;
+            return Some(match field {
+                "lr" => arm.lr.to_string(),
+                "p" | "p0" => arm.p_start.to_string(),
+                "p1" => arm.p_end.to_string(),
+                "shape" => arm.shape.name().to_owned(),
+                "len" => arm.decay_epochs.to_string(),
+                _ => return None,
+            });
+        }
+        if let Some(arm) = self.arms.iter().find(|a| a.kind.key() == key) {
+            return Some(if arm.enabled { "1" } else { "0" }.to_owned());
+        }
+        Some(match key {
+            "momentum" => self.momentum.to_string(),
+            "beta1" => self.beta1.to_string(),
+            "beta2" => self.beta2.to_string(),
+            "eps" => self.eps.to_string(),
+            "wd" => self.weight_decay.to_string(),
+            "model" => self.model.name().to_owned(),
+            "batch" => self.batch_size.to_string(),
+            "train" => self.train_size.to_string(),
+            "test" => self.test_size.to_string(),
+            "epochs" => self.epochs.to_string(),
+            "seed" => self.seed.to_string(),
+            _ => return None,
+        })
+    }
+
+    /// Sets one key from its query-string text; the error says what was wrong with it.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        let unknown = || format!("unknown setting '{key}'");
+        if let Some((arm_key, field)) = key.split_once('.') {
+            let arm = self.arm_mut(arm_key).ok_or_else(unknown)?;
+            match field {
+                "lr" => arm.lr = parse_finite(value)?,
+                "p" if arm.kind == ArmKind::Padam => arm.p_start = parse_finite(value)?,
+                "p0" if arm.kind.has_schedule() => arm.p_start = parse_finite(value)?,
+                "p1" if arm.kind.has_schedule() => arm.p_end = parse_finite(value)?,
+                "len" if arm.kind.has_schedule() => arm.decay_epochs = parse_finite(value)?,
+                "shape" if arm.kind.has_schedule() => {
+                    arm.shape = Shape::parse(value).ok_or_else(|| {
+                        format!("'{value}' is not constant, linear, cosine or step")
+                    })?
+                }
+                _ => return Err(unknown()),
+            }
+            return Ok(());
+        }
+        if let Some(arm) = self.arm_mut(key) {
+            arm.enabled = parse_bool(value)?;
+            return Ok(());
+        }
+        match key {
+            "momentum" => self.momentum = parse_finite(value)?,
+            "beta1" => self.beta1 = parse_finite(value)?,
+            "beta2" => self.beta2 = parse_finite(value)?,
+            "eps" => self.eps = parse_finite(value)?,
+            "wd" => self.weight_decay = parse_finite(value)?,
+            "model" => {
+                self.model = match value {
+                    "small-cnn" => ModelSpec::SmallCnn,
+                    "resnet20" => ModelSpec::Resnet20,
+                    "vgg16" => ModelSpec::Vgg16,
+                    _ => return Err(format!("'{value}' is not small-cnn, resnet20 or vgg16")),
+                }
+            }
+            "batch" => self.batch_size = parse_number(value)?,
+            "train" => self.train_size = parse_number(value)?,
+            "test" => self.test_size = parse_number(value)?,
+            "epochs" => self.epochs = parse_number(value)?,
+            "seed" => self.seed = parse_number(value)?,
+            _ => return Err(unknown()),
+        }
+        Ok(())
+    }
+
+    /// The whole state as a query string (without the leading `?`).
+    pub fn to_query(&self) -> String {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        for key in Self::keys() {
+            if let Some(value) = self.get(&key) {
+                query.append_pair(&key, &value);
+            }
+        }
+        query.finish()
+    }
+
+    /// Reads a query string (with or without `?`). Missing keys keep their defaults; each bad
+    /// value is replaced by its default and reported in the notices.
+    pub fn from_query(query: &str) -> (LabSettings, Vec<String>) {
+        let defaults = LabSettings::default();
+        let mut settings = defaults.clone();
+        let mut notices = Vec::new();
+        let query = query.strip_prefix('?').unwrap_or(query);
+        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+            if let Err(why) = settings.set(&key, &value) {
+                notices.push(format!("{key}: {why}; using the default"));
+            }
+        }
+        // Out-of-range values: the spec's validation names the field; reset it and try again.
+        for _ in 0..Self::keys().len() {
+            let Err(error) = settings.experiment().validate() else {
+                break;
+            };
+            let key = settings.key_for(&error);
+            let default = defaults.get(&key).unwrap_or_default();
+            if settings.set(&key, &default).is_err() {
+                notices.push(format!("{error}"));
+                return (defaults, notices);
+            }
+            notices.push(format!("{key}: {}; using {default}", error.message));
+        }
+        (settings, notices)
+    }
+
+    /// The query key behind a validation error of `experiment()`.
+    fn key_for(&self, error: &SpecError) -> String {
+        let field = error.field.as_str();
+        if let Some(rest) = field.strip_prefix("arms[") {
+            let (index, inner) = rest.split_once("].").unwrap_or((rest, ""));
+            let enabled: Vec<&ArmControls> = self.arms.iter().filter(|a| a.enabled).collect();
+            let arm = index
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| enabled.get(i).copied());
+            let Some(arm) = arm else {
+                return field.to_owned();
+            };
+            let k = arm.kind.key();
+            return match inner {
+                "lr" => format!("{k}.lr"),
+                "optimizer.p" => format!("{k}.p"),
+                "optimizer.p.start" => format!("{k}.p0"),
+                "optimizer.p.end" => format!("{k}.p1"),
+                "optimizer.p.length" => format!("{k}.len"),
+                "optimizer.weight_decay" => "wd".into(),
+                other => other.trim_start_matches("optimizer.").to_owned(),
+            };
+        }
+        match field {
+            "batch_size" => "batch".into(),
+            "train_size" => "train".into(),
+            "test_size" => "test".into(),
+            other => other.to_owned(),
+        }
+    }
+
+    /// The optimizer one arm's controls describe.
+    pub fn optimizer(&self, arm: &ArmControls) -> OptimizerSpec {
+        let weight_decay =
+            (self.weight_decay != 0.0).then_some(WeightDecay::Decoupled(self.weight_decay));
+        match arm.kind {
+            ArmKind::Sgdm => OptimizerSpec::Sgdm(SgdmSpec {
+                momentum: self.momentum,
+                nesterov: false,
+                weight_decay,
+            }),
+            ArmKind::Adam => OptimizerSpec::Adam(AdamSpec {
+                beta1: self.beta1,
+                beta2: self.beta2,
+                eps: self.eps,
+                amsgrad: false,
+                weight_decay,
+            }),
+            ArmKind::Padam => OptimizerSpec::Padam(PadamSpec {
+                p: arm.p_start,
+                beta1: self.beta1,
+                beta2: self.beta2,
+                eps: self.eps,
+                amsgrad: true,
+                weight_decay,
+            }),
+            ArmKind::AdaExp | ArmKind::AdaExp2 => OptimizerSpec::AdaExp(AdaExpSpec {
+                beta1: self.beta1,
+                beta2: self.beta2,
+                eps: self.eps,
+                weight_decay,
+                ..AdaExpSpec::new(arm.schedule())
+            }),
+        }
+    }
+
+    /// The experiment the page trains: the enabled arms on the CIFAR-10 subset.
+    pub fn experiment(&self) -> ExperimentSpec {
+        ExperimentSpec {
+            name: "browser-lab".into(),
+            description: String::new(),
+            dataset: Dataset::Cifar10,
+            train_size: Some(self.train_size),
+            test_size: Some(self.test_size),
+            subset_seed: 0,
+            model: self.model,
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            seeds: vec![self.seed],
+            augment: true,
+            arms: self
+                .arms
+                .iter()
+                .filter(|a| a.enabled)
+                .map(|a| ArmSpec {
+                    name: a.label(),
+                    optimizer: self.optimizer(a),
+                    lr: LrSchedule::constant(a.lr),
+                })
+                .collect(),
+        }
+    }
+
+    /// Optimizer steps in one epoch.
+    pub fn steps_per_epoch(&self) -> u64 {
+        self.train_size.div_ceil(self.batch_size.max(1)) as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_a_valid_experiment() {
+        let settings = LabSettings::default();
+        settings.experiment().validate().unwrap();
+        assert_eq!(settings.experiment().arms.len(), 4);
+        assert_eq!(settings.steps_per_epoch(), 79); // ⌈5000 / 64⌉
+    }
+
+    #[test]
+    fn the_query_string_round_trips_every_setting() {
+        let mut settings = LabSettings::default();
+        settings.set("ax2", "1").unwrap();
+        settings.set("ax2.shape", "step").unwrap();
+        settings.set("ax.p1", "0.1").unwrap();
+        settings.set("model", "resnet20").unwrap();
+        settings.set("seed", "7").unwrap();
+        let query = settings.to_query();
+        assert!(
+            query.contains("ax.p1=0.1") && query.contains("ax2.shape=step"),
+            "{query}"
+        );
+        let (back, notices) = LabSettings::from_query(&format!("?{query}"));
+        assert_eq!(back, settings);
+        assert!(notices.is_empty(), "{notices:?}");
+        assert_eq!(LabSettings::keys().len(), 5 * 2 + 1 + 2 * 4 + 11);
+    }
+
+    #[test]
+    fn bad_values_fall_back_to_defaults_with_notices() {
+        let (settings, notices) = LabSettings::from_query(
+            "ax.p1=1.5&adam.lr=abc&beta2=1&epochs=0&nope=3&ax.shape=zigzag",
+        );
+        let defaults = LabSettings::default();
+        assert_eq!(settings, defaults);
+        let text = notices.join("\n");
+        for key in ["ax.p1", "adam.lr", "beta2", "epochs", "nope", "ax.shape"] {
+            assert!(
+                notices.iter().any(|n| n.starts_with(&format!("{key}:"))),
+                "{key} missing from {text}"
+            );
+        }
+        assert!(
+            text.contains("ax.p1: must be in [0, 1], got 1.5; using 0"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn out_of_range_values_of_later_arms_map_to_their_keys() {
+        // With SGDM off, AdaExp #2 is a later index in the experiment's arms.
+        let (settings, notices) = LabSettings::from_query("sgdm=0&ax2=1&ax2.len=0&padam.p=-1");
+        assert!(!settings.arms[0].enabled && settings.arms[4].enabled);
+        assert_eq!(settings.arms[4].decay_epochs, 6.0);
+        assert_eq!(settings.arms[2].p_start, 0.125);
+        assert!(
+            notices.iter().any(|n| n.starts_with("ax2.len:")),
+            "{notices:?}"
+        );
+        assert!(
+            notices.iter().any(|n| n.starts_with("padam.p:")),
+            "{notices:?}"
+        );
+    }
+
+    #[test]
+    fn step_shape_switches_at_half_the_length() {
+        let arm = ArmControls {
+            shape: Shape::Step,
+            ..LabSettings::default().arms[3].clone()
+        };
+        let schedule = arm.schedule();
+        // 6 epochs of 10 steps: p = 0.5 through step 30, then 0.
+        assert_eq!(schedule.value(30, 10), 0.5);
+        assert_eq!(schedule.value(31, 10), 0.0);
+    }
+}
