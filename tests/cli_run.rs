@@ -149,10 +149,18 @@ fn resumed_run_equals_uninterrupted_run() {
     partial.extend_from_slice(b"{\"type\":\"step\",\"arm\":\"SGDM\",\"st");
     std::fs::write(&jsonl, partial).unwrap();
     run(&["--out", "split", "--epochs", "2", "--resume"]);
-    assert_eq!(
-        untimed(&dir.path().join("straight/seed-0.jsonl")),
-        untimed(&jsonl)
-    );
+    let straight = untimed(&dir.path().join("straight/seed-0.jsonl"));
+    assert_eq!(straight, untimed(&jsonl));
+
+    // Killed inside its first epoch: a partial file and no checkpoint yet.
+    std::fs::create_dir_all(dir.path().join("early")).unwrap();
+    std::fs::write(
+        dir.path().join("early/seed-0.jsonl"),
+        b"{\"type\":\"run\",\"exp",
+    )
+    .unwrap();
+    run(&["--out", "early", "--resume"]);
+    assert_eq!(straight, untimed(&dir.path().join("early/seed-0.jsonl")));
 }
 
 #[test]

@@ -157,13 +157,19 @@ fn run_seed(
         session.restore(checkpoint)?;
         println!("seed {seed}: resuming after epoch {}", index.epoch);
         RecordWriter::resume(&jsonl, index.records_len)?
-    } else if jsonl.exists() {
+    } else if jsonl.exists() && !resume {
         bail!(
             "{} exists: pass --resume to continue it, or choose another --out",
             jsonl.display()
         );
     } else {
-        let mut writer = RecordWriter::create(&jsonl)?;
+        // With --resume but no checkpoint yet, the run died in its first epoch: start over.
+        let mut writer = if jsonl.exists() {
+            println!("seed {seed}: no checkpoint yet; starting over");
+            RecordWriter::resume(&jsonl, 0)?
+        } else {
+            RecordWriter::create(&jsonl)?
+        };
         writer.write(&Record::Run(info.clone()))?;
         writer
     };
