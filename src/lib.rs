@@ -10,6 +10,8 @@ pub mod train;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod cli;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
 
 // `#[derive(RecordState)]` expands to these crate-root paths.
 pub use burn::optim::{RecordState, StateSink, StateSource, join_path};

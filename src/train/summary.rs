@@ -39,6 +39,19 @@ impl Spread {
     }
 }
 
+/// Exponential moving average with weight `weight` on the past, for noisy per-step losses.
+pub fn smooth(points: &[(f64, f64)], weight: f64) -> Vec<(f64, f64)> {
+    let mut average = None;
+    points
+        .iter()
+        .map(|&(x, y)| {
+            let next = average.map_or(y, |a: f64| weight * a + (1.0 - weight) * y);
+            average = Some(next);
+            (x, next)
+        })
+        .collect()
+}
+
 /// One run's records, split by arm.
 #[derive(Clone, Debug)]
 pub struct Run {
@@ -221,6 +234,12 @@ impl Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn smoothing_is_an_ema() {
+        let s = smooth(&[(1.0, 1.0), (2.0, 3.0), (3.0, 3.0)], 0.5);
+        assert_eq!(s, vec![(1.0, 1.0), (2.0, 2.0), (3.0, 2.5)]);
+    }
 
     #[test]
     fn spread_matches_hand_computation() {

@@ -1,0 +1,698 @@
+//! The lab page: controls, schedule preview, trajectory panel, live training charts.
+
+use std::time::Duration;
+
+use burn::tensor::Device;
+use gloo_timers::future::sleep;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use wasm_bindgen::JsCast;
+
+use super::backend::{self, BackendInfo};
+use super::chart::{COLOURS, Series, line_chart};
+use super::files;
+use crate::data::Splits;
+use crate::lab::{ArmKind, LabSettings, Shape};
+use crate::optim::LrSchedule;
+use crate::trace::{TestFunction, TraceSpec, run_trace};
+use crate::train::summary::smooth;
+use crate::train::{Record, RunInfo, Session};
+
+#[derive(Clone, Debug, PartialEq)]
+enum RunState {
+    Idle,
+    Running,
+    Paused,
+    Finished,
+    Failed(String),
+}
+
+fn window() -> web_sys::Window {
+    web_sys::window().expect("a browser window")
+}
+
+/// Puts the settings into the address bar without a reload or a history entry.
+fn write_url(settings: &LabSettings) {
+    let url = format!("?{}", settings.to_query());
+    if let Ok(history) = window().history() {
+        let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&url));
+    }
+}
+
+/// Yields to the browser so that it can paint and handle input between steps.
+async fn yield_now() {
+    sleep(Duration::from_millis(0)).await;
+}
+
+fn colour_of(kind: ArmKind) -> &'static str {
+    COLOURS[ArmKind::ALL.iter().position(|k| *k == kind).unwrap_or(0)]
+}
+
+/// Downloads `text` as a file.
+fn download(name: &str, mime: &str, text: &str) {
+    let parts = js_sys::Array::of1(&wasm_bindgen::JsValue::from_str(text));
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type(mime);
+    let Ok(blob) = web_sys::Blob::new_with_str_sequence_and_options(&parts, &options) else {
+        return;
+    };
+    let Ok(url) = web_sys::Url::create_object_url_with_blob(&blob) else {
+        return;
+    };
+    if let Some(a) = window()
+        .document()
+        .and_then(|d| d.create_element("a").ok())
+        .and_then(|a| a.dyn_into::<web_sys::HtmlAnchorElement>().ok())
+    {
+        a.set_href(&url);
+        a.set_download(name);
+        a.click();
+    }
+    let _ = web_sys::Url::revoke_object_url(&url);
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    let (initial, initial_notices) =
+        LabSettings::from_query(&window().location().search().unwrap_or_default());
+    let settings = RwSignal::new(initial);
+    let notices = RwSignal::new(initial_notices);
+    let backend = RwSignal::new(None::<BackendInfo>);
+    let device = StoredValue::new(None::<Device>);
+    let data = StoredValue::new(None::<Splits>);
+    let data_status = RwSignal::new("Loading the CIFAR-10 subset…".to_owned());
+    let data_ready = RwSignal::new(false);
+    let run_state = RwSignal::new(RunState::Idle);
+    let run_id = StoredValue::new(0u64);
+    let records = RwSignal::new(Vec::<Record>::new());
+    let run_info = StoredValue::new(None::<RunInfo>);
+    let started = StoredValue::new(None::<f64>);
+    let elapsed = RwSignal::new(0.0f64);
+
+    Effect::new(move |_| settings.with(write_url));
+
+    spawn_local(async move {
+        let (chosen, info) = backend::choose().await;
+        device.set_value(Some(chosen));
+        backend.set(Some(info));
+    });
+    spawn_local(async move {
+        match files::load_subset().await {
+            Ok(splits) => {
+                data_status.set(format!(
+                    "CIFAR-10 subset: {} training and {} test images.",
+                    splits.train.len(),
+                    splits.test.len()
+                ));
+                data.set_value(Some(splits));
+                data_ready.set(true);
+            }
+            Err(why) => data_status.set(format!(
+                "No CIFAR-10 subset here ({why}). Run `cargo run --release -- data fetch cifar10`, \
+                 which writes www/data/, or choose or drop the official data_batch_*.bin and \
+                 test_batch.bin files or cifar-10-binary.tar.gz."
+            )),
+        }
+    });
+
+    let load_files = move |list: web_sys::FileList| {
+        data_status.set("Reading the files…".into());
+        spawn_local(async move {
+            match files::load_files(list).await {
+                Ok(splits) => {
+                    data_status.set(format!(
+                        "Loaded {} training and {} test images from your files.",
+                        splits.train.len(),
+                        splits.test.len()
+                    ));
+                    data.set_value(Some(splits));
+                    data_ready.set(true);
+                }
+                Err(why) => data_status.set(format!("That file was not usable: {why}")),
+            }
+        });
+    };
+
+    // Live schedule edits reach a running session from its next step.
+    let schedules = Memo::new(move |_| {
+        settings.with(|s| {
+            s.arms
+                .iter()
+                .filter(|a| a.enabled)
+                .map(|a| s.optimizer(a).adaptive().map(|p| p.exponent))
+                .collect::<Vec<_>>()
+        })
+    });
+
+    let train = move || {
+        let Some(device) = device.get_value() else {
+            return;
+        };
+        let Some(splits) = data.get_value() else {
+            return;
+        };
+        let spec = settings.get_untracked().experiment();
+        let seed = spec.seeds[0];
+        let subset = match splits.subset(spec.train_size, spec.test_size, spec.subset_seed) {
+            Ok(subset) => subset,
+            Err(why) => {
+                run_state.set(RunState::Failed(why));
+                return;
+            }
+        };
+        let id = run_id.get_value() + 1;
+        run_id.set_value(id);
+        records.set(Vec::new());
+        run_state.set(RunState::Running);
+        started.set_value(Some(js_sys::Date::now()));
+        spawn_local(async move {
+            let mut session = match Session::new(spec, seed, subset, device) {
+                Ok(session) => session,
+                Err(e) => {
+                    run_state.set(RunState::Failed(e.to_string()));
+                    return;
+                }
+            };
+            let name = backend.get_untracked().map(|b| b.name).unwrap_or_default();
+            run_info.set_value(Some(session.run_info(&name)));
+            let mut applied = schedules.get_untracked();
+            loop {
+                if run_id.get_value() != id {
+                    return;
+                }
+                match run_state.get_untracked() {
+                    RunState::Paused => {
+                        sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                    RunState::Running => {}
+                    _ => return,
+                }
+                let wanted = schedules.get_untracked();
+                if wanted.len() == applied.len() {
+                    for (arm, schedule) in wanted.iter().enumerate() {
+                        if let Some(schedule) = schedule
+                            && applied[arm].as_ref() != Some(schedule)
+                        {
+                            session.set_exponent(arm, schedule.clone());
+                        }
+                    }
+                    applied = wanted;
+                }
+                match session.step().await {
+                    Ok(new) => records.update(|r| r.extend(new)),
+                    Err(e) => {
+                        run_state.set(RunState::Failed(format!("training stopped: {e}")));
+                        return;
+                    }
+                }
+                if let Some(start) = started.get_value() {
+                    elapsed.set((js_sys::Date::now() - start) / 1000.0);
+                }
+                if session.is_finished() {
+                    run_state.set(RunState::Finished);
+                    return;
+                }
+                yield_now().await;
+            }
+        });
+    };
+
+    let start = move |_| match run_state.get_untracked() {
+        RunState::Paused => run_state.set(RunState::Running),
+        RunState::Running => {}
+        _ => train(),
+    };
+    let pause = move |_| {
+        if run_state.get_untracked() == RunState::Running {
+            run_state.set(RunState::Paused);
+        }
+    };
+    let reset = move |_| {
+        run_id.set_value(run_id.get_value() + 1);
+        run_state.set(RunState::Idle);
+        records.set(Vec::new());
+        elapsed.set(0.0);
+    };
+
+    let export_json = move |_| {
+        let Some(info) = run_info.get_value() else {
+            return;
+        };
+        let mut text = serde_json::to_string(&Record::Run(info)).unwrap_or_default();
+        text.push('\n');
+        records.with_untracked(|all| {
+            for record in all {
+                text += &serde_json::to_string(record).unwrap_or_default();
+                text.push('\n');
+            }
+        });
+        download("browser-lab-seed.jsonl", "application/x-ndjson", &text);
+    };
+    let export_csv = move |_| {
+        let mut text = String::from(
+            "arm,epoch,step,train_loss,train_accuracy,test_loss,test_accuracy,wall_seconds,images_per_second\n",
+        );
+        records.with_untracked(|all| {
+            for record in all {
+                if let Record::Epoch(e) = record {
+                    text += &format!(
+                        "\"{}\",{},{},{},{},{},{},{},{}\n",
+                        e.arm.replace('"', "\"\""),
+                        e.epoch,
+                        e.step,
+                        e.train_loss,
+                        e.train_accuracy,
+                        e.test_loss,
+                        e.test_accuracy,
+                        e.wall_seconds,
+                        e.images_per_second
+                    );
+                }
+            }
+        });
+        download("browser-lab-epochs.csv", "text/csv", &text);
+    };
+    let copy_link = move |_| {
+        if let Ok(href) = window().location().href() {
+            let _ = window().navigator().clipboard().write_text(&href);
+        }
+    };
+
+    // Schedule preview: p(t) per adaptive arm (planned, dashed), and what the run used so far.
+    let preview = move || {
+        let s = settings.get();
+        let spe = s.steps_per_epoch();
+        let total = s.epochs * spe;
+        let stride = (total / 200).max(1);
+        let enabled: Vec<_> = s.arms.iter().filter(|a| a.enabled).collect();
+        let mut p_series = Vec::new();
+        let mut lr_series = Vec::new();
+        for arm in &enabled {
+            let spec = s.optimizer(arm);
+            let planned: Vec<(f64, f64)> = (1..=total)
+                .step_by(stride as usize)
+                .filter_map(|t| Some(((t - 1) as f64 / spe as f64, spec.exponent_at(t, spe)?)))
+                .collect();
+            let label = arm.label();
+            if !planned.is_empty() {
+                p_series.push(Series {
+                    label: label.clone(),
+                    colour: colour_of(arm.kind),
+                    points: planned,
+                    faint: false,
+                    dashed: false,
+                });
+            }
+            let lr = LrSchedule::constant(arm.lr);
+            lr_series.push(Series {
+                label: label.clone(),
+                colour: colour_of(arm.kind),
+                points: vec![
+                    (0.0, lr.value(1, spe)),
+                    (s.epochs as f64, lr.value(total, spe)),
+                ],
+                faint: false,
+                dashed: false,
+            });
+            let used: Vec<(f64, f64)> = records.with(|r| {
+                r.iter()
+                    .filter_map(|r| match r {
+                        Record::Step(step) if step.arm == label => {
+                            Some(((step.step - 1) as f64 / spe as f64, step.p?))
+                        }
+                        _ => None,
+                    })
+                    .collect()
+            });
+            if !used.is_empty() {
+                p_series.push(Series {
+                    label: format!("{label} (used)"),
+                    colour: colour_of(arm.kind),
+                    points: used,
+                    faint: false,
+                    dashed: true,
+                });
+            }
+        }
+        view! {
+            {line_chart("exponent p(t)", "epoch", "p", p_series, Some((0.0, 1.0)))}
+            {line_chart("learning rate η(t)", "epoch", "lr", lr_series, None)}
+        }
+    };
+
+    // Trajectories on Rosenbrock with the arms' settings, computed on the CPU.
+    let trajectories = move || {
+        let s = settings.get();
+        let cpu = Device::flex().autodiff();
+        let series: Vec<Series> = s
+            .arms
+            .iter()
+            .filter(|a| a.enabled)
+            .filter_map(|arm| {
+                let spec = TraceSpec {
+                    function: TestFunction::Rosenbrock,
+                    start: [-1.5, 2.0],
+                    steps: 300,
+                    optimizer: {
+                        // Schedules measured in epochs run over the trace's 300 steps instead.
+                        let mut o = s.optimizer(arm);
+                        if let crate::optim::OptimizerSpec::AdaExp(a) = &mut o
+                            && arm.shape != Shape::Constant
+                        {
+                            a.p = crate::lab::ArmControls {
+                                decay_epochs: 300.0,
+                                ..arm.clone()
+                            }
+                            .schedule();
+                        }
+                        o
+                    },
+                    lr: LrSchedule::constant(arm.lr),
+                };
+                let rows = run_trace(&spec, &cpu).ok()?;
+                let mut points = vec![(-1.5, 2.0)];
+                points.extend(
+                    rows.iter()
+                        .take_while(|r| {
+                            r.x.is_finite()
+                                && r.y.is_finite()
+                                && r.x.abs() < 10.0
+                                && r.y.abs() < 10.0
+                        })
+                        .map(|r| (r.x, r.y)),
+                );
+                Some(Series {
+                    label: arm.label(),
+                    colour: colour_of(arm.kind),
+                    points,
+                    faint: false,
+                    dashed: false,
+                })
+            })
+            .collect();
+        line_chart(
+            "Rosenbrock, 300 steps from (−1.5, 2); minimum at (1, 1)",
+            "x",
+            "y",
+            series,
+            Some((-1.0, 3.0)),
+        )
+    };
+
+    // Live charts.
+    let loss_chart = move || {
+        let s = settings.get_untracked();
+        let spe = s.steps_per_epoch().max(1) as f64;
+        let series = records.with(|all| {
+            let mut series = Vec::new();
+            for arm in s.arms.iter().filter(|a| a.enabled) {
+                let label = arm.label();
+                let raw: Vec<(f64, f64)> = all
+                    .iter()
+                    .filter_map(|r| match r {
+                        Record::Step(step) if step.arm == label => {
+                            Some((step.step as f64 / spe, step.loss))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                series.push(Series {
+                    label: format!("{label} raw"),
+                    colour: colour_of(arm.kind),
+                    points: raw.clone(),
+                    faint: true,
+                    dashed: false,
+                });
+                series.push(Series {
+                    label,
+                    colour: colour_of(arm.kind),
+                    points: smooth(&raw, 0.9),
+                    faint: false,
+                    dashed: false,
+                });
+            }
+            series
+        });
+        line_chart(
+            "training loss (per step, smoothed)",
+            "epoch",
+            "loss",
+            series,
+            None,
+        )
+    };
+    let accuracy_chart = move || {
+        let s = settings.get_untracked();
+        let series = records.with(|all| {
+            s.arms
+                .iter()
+                .filter(|a| a.enabled)
+                .map(|arm| {
+                    let label = arm.label();
+                    Series {
+                        points: all
+                            .iter()
+                            .filter_map(|r| match r {
+                                Record::Epoch(e) if e.arm == label => {
+                                    Some((e.epoch as f64, e.test_accuracy))
+                                }
+                                _ => None,
+                            })
+                            .collect(),
+                        label,
+                        colour: colour_of(arm.kind),
+                        faint: false,
+                        dashed: false,
+                    }
+                })
+                .collect()
+        });
+        line_chart(
+            "test accuracy (per epoch)",
+            "epoch",
+            "accuracy",
+            series,
+            Some((0.0, 1.0)),
+        )
+    };
+    let throughput = move || {
+        records.with(|all| {
+            let mut rows: Vec<(String, f64, f64)> = Vec::new();
+            for r in all {
+                if let Record::Epoch(e) = r {
+                    rows.retain(|(arm, _, _)| *arm != e.arm);
+                    rows.push((e.arm.clone(), e.images_per_second, e.test_accuracy));
+                }
+            }
+            rows.into_iter()
+                .map(|(arm, rate, acc)| {
+                    view! { <li>{format!("{arm}: {rate:.0} images/s, test accuracy {:.1}%", 100.0 * acc)}</li> }
+                })
+                .collect_view()
+        })
+    };
+
+    view! {
+        <header>
+            <h1>"adaexp lab"</h1>
+            <p class="lead">
+                "Adam divides by v̂" <sup>"p"</sup> " with p = 0.5; p = 0 is SGD with momentum. "
+                "Decay p during training and watch whether it closes the gap."
+            </p>
+            <p id="backend" class=move || if backend.get().is_some_and(|b| b.webgpu) { "badge webgpu" } else { "badge cpu" }>
+                {move || match backend.get() {
+                    None => "Looking for WebGPU…".to_owned(),
+                    Some(b) if b.webgpu => format!("WebGPU: {}", b.name),
+                    Some(_) => "CPU backend".to_owned(),
+                }}
+            </p>
+            <p id="cpu-notice" class="notice" hidden=move || backend.get().and_then(|b| b.notice).is_none()>
+                {move || backend.get().and_then(|b| b.notice).unwrap_or_default()}
+            </p>
+            <ul id="url-notices" class="notice" hidden=move || notices.with(Vec::is_empty)>
+                {move || notices.get().into_iter().map(|n| view! { <li>{n}</li> }).collect_view()}
+            </ul>
+            <p id="fatal" class="error"></p>
+        </header>
+        <main>
+            <section class="controls">
+                <Controls settings=settings />
+                <div class="buttons">
+                    <button id="start" on:click=start disabled=move || !data_ready.get() || backend.get().is_none()>
+                        {move || if run_state.get() == RunState::Paused { "Resume" } else { "Start" }}
+                    </button>
+                    <button id="pause" on:click=pause>"Pause"</button>
+                    <button id="reset" on:click=reset>"Reset"</button>
+                    <button id="copy-link" on:click=copy_link>"Copy link"</button>
+                    <button id="export-json" on:click=export_json>"Export JSON"</button>
+                    <button id="export-csv" on:click=export_csv>"Export CSV"</button>
+                </div>
+                <p id="run-state">{move || match run_state.get() {
+                    RunState::Idle => "Ready.".to_owned(),
+                    RunState::Running => format!("Training… {:.0} s", elapsed.get()),
+                    RunState::Paused => "Paused.".to_owned(),
+                    RunState::Finished => format!("Finished in {:.0} s.", elapsed.get()),
+                    RunState::Failed(why) => format!("Stopped: {why}"),
+                }}</p>
+                <div id="data" class="drop"
+                    on:dragover=move |ev: web_sys::DragEvent| ev.prevent_default()
+                    on:drop=move |ev: web_sys::DragEvent| {
+                        ev.prevent_default();
+                        if let Some(list) = ev.data_transfer().and_then(|t| t.files()) {
+                            load_files(list);
+                        }
+                    }>
+                    <p id="data-status">{move || data_status.get()}</p>
+                    <input id="file-input" type="file" multiple accept=".bin,.gz,.tgz"
+                        on:change=move |ev| {
+                            let input: web_sys::HtmlInputElement = event_target(&ev);
+                            if let Some(list) = input.files() {
+                                load_files(list);
+                            }
+                        } />
+                </div>
+            </section>
+            <section class="charts">
+                <div id="preview">{preview}</div>
+                <div id="trajectories">{trajectories}</div>
+                <div id="loss-chart">{loss_chart}</div>
+                <div id="accuracy-chart">{accuracy_chart}</div>
+                <ul id="throughput">{throughput}</ul>
+            </section>
+        </main>
+    }
+}
+
+/// A labelled numeric input bound to one settings key.
+fn number_input(
+    settings: RwSignal<LabSettings>,
+    key: String,
+    label: String,
+    step: &'static str,
+) -> impl IntoView {
+    let read_key = key.clone();
+    view! {
+        <label>
+            <span>{label}</span>
+            <input type="number" step=step name=key.clone()
+                prop:value=move || settings.with(|s| s.get(&read_key).unwrap_or_default())
+                on:change=move |ev| {
+                    let value = event_target_value(&ev);
+                    settings.update(|s| {
+                        let mut next = s.clone();
+                        if next.set(&key, &value).is_ok() && next.experiment().validate().is_ok() {
+                            *s = next;
+                        }
+                    });
+                } />
+        </label>
+    }
+}
+
+/// A slider on [0, 1] bound to one settings key.
+fn slider(settings: RwSignal<LabSettings>, key: String, label: String) -> impl IntoView {
+    let read_key = key.clone();
+    let shown_key = key.clone();
+    view! {
+        <label>
+            <span>{label}</span>
+            <input type="range" min="0" max="1" step="0.01" name=key.clone()
+                prop:value=move || settings.with(|s| s.get(&read_key).unwrap_or_default())
+                on:input=move |ev| {
+                    let value = event_target_value(&ev);
+                    settings.update(|s| {
+                        let _ = s.set(&key, &value);
+                    });
+                } />
+            <output>{move || settings.with(|s| s.get(&shown_key).unwrap_or_default())}</output>
+        </label>
+    }
+}
+
+#[component]
+pub fn Controls(settings: RwSignal<LabSettings>) -> impl IntoView {
+    let arms = ArmKind::ALL
+        .into_iter()
+        .map(|kind| {
+            let k = kind.key();
+            let label = settings.with_untracked(|s| {
+                s.arms.iter().find(|a| a.kind == kind).map(|a| a.label()).unwrap_or_default()
+            });
+            let extra = match kind {
+                ArmKind::Padam => slider(settings, format!("{k}.p"), "p".into()).into_any(),
+                ArmKind::AdaExp | ArmKind::AdaExp2 => {
+                    let shape_key = format!("{k}.shape");
+                    let read = shape_key.clone();
+                    view! {
+                        {slider(settings, format!("{k}.p0"), "p start".into())}
+                        {slider(settings, format!("{k}.p1"), "p end".into())}
+                        <label>
+                            <span>"shape"</span>
+                            <select name=shape_key.clone()
+                                prop:value=move || settings.with(|s| s.get(&read).unwrap_or_default())
+                                on:change=move |ev| {
+                                    let value = event_target_value(&ev);
+                                    settings.update(|s| { let _ = s.set(&shape_key, &value); });
+                                }>
+                                {Shape::ALL.into_iter().map(|s| view! { <option value=s.name()>{s.name()}</option> }).collect_view()}
+                            </select>
+                        </label>
+                        {number_input(settings, format!("{k}.len"), "decay epochs".into(), "0.5")}
+                    }
+                    .into_any()
+                }
+                _ => ().into_any(),
+            };
+            let enabled_key = k.to_owned();
+            view! {
+                <fieldset class="arm" style=format!("border-color: {}", colour_of(kind))>
+                    <legend>
+                        <label>
+                            <input type="checkbox" name=k
+                                prop:checked=move || settings.with(|s| s.get(&enabled_key).as_deref() == Some("1"))
+                                on:change=move |ev| {
+                                    let on = event_target_checked(&ev);
+                                    settings.update(|s| { let _ = s.set(k, if on { "1" } else { "0" }); });
+                                } />
+                            {label}
+                        </label>
+                    </legend>
+                    {number_input(settings, format!("{k}.lr"), "learning rate".into(), "any")}
+                    {extra}
+                </fieldset>
+            }
+        })
+        .collect_view();
+    view! {
+        <div class="arms">{arms}</div>
+        <fieldset>
+            <legend>"shared"</legend>
+            {number_input(settings, "momentum".into(), "SGDM momentum".into(), "0.01")}
+            {number_input(settings, "beta1".into(), "β1".into(), "0.01")}
+            {number_input(settings, "beta2".into(), "β2".into(), "0.001")}
+            {number_input(settings, "eps".into(), "ε".into(), "any")}
+            {number_input(settings, "wd".into(), "weight decay (decoupled)".into(), "any")}
+        </fieldset>
+        <fieldset>
+            <legend>"run"</legend>
+            <label>
+                <span>"model"</span>
+                <select name="model"
+                    prop:value=move || settings.with(|s| s.get("model").unwrap_or_default())
+                    on:change=move |ev| {
+                        let value = event_target_value(&ev);
+                        settings.update(|s| { let _ = s.set("model", &value); });
+                    }>
+                    <option value="small-cnn">"small CNN (57k)"</option>
+                    <option value="resnet20">"ResNet-20 (0.27M)"</option>
+                </select>
+            </label>
+            {number_input(settings, "batch".into(), "batch size".into(), "1")}
+            {number_input(settings, "train".into(), "training images".into(), "100")}
+            {number_input(settings, "test".into(), "test images".into(), "100")}
+            {number_input(settings, "epochs".into(), "epochs".into(), "1")}
+            {number_input(settings, "seed".into(), "seed".into(), "1")}
+        </fieldset>
+    }
+}

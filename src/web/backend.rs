@@ -1,0 +1,64 @@
+//! Picking the device in the browser: WebGPU when the browser offers an adapter, else the CPU
+//! backend, with the reason.
+
+use burn::tensor::Device;
+use burn::tensor::wgpu::WgpuBackend;
+use wasm_bindgen::JsValue;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct BackendInfo {
+    pub webgpu: bool,
+    /// The adapter's name, or "CPU".
+    pub name: String,
+    /// Why the CPU is used, when it is.
+    pub notice: Option<String>,
+}
+
+fn navigator_has_gpu() -> bool {
+    web_sys::window()
+        .map(|w| w.navigator())
+        .and_then(|n| js_sys::Reflect::get(&n, &JsValue::from_str("gpu")).ok())
+        .is_some_and(|gpu| !gpu.is_undefined() && !gpu.is_null())
+}
+
+/// An autodiff device and what it is.
+pub async fn choose() -> (Device, BackendInfo) {
+    let cpu = |notice: String| {
+        (
+            Device::flex().autodiff(),
+            BackendInfo {
+                webgpu: false,
+                name: "CPU".into(),
+                notice: Some(notice),
+            },
+        )
+    };
+    if !navigator_has_gpu() {
+        return cpu("this browser offers no WebGPU (navigator.gpu is missing): training on the CPU, which is much slower".into());
+    }
+    match Device::wgpu_options()
+        .graphics_api(WgpuBackend::WebGpu)
+        .init_with_setup_async()
+        .await
+    {
+        Ok((device, setup)) => {
+            let info = setup.adapter.get_info();
+            let name = if info.name.is_empty() {
+                "WebGPU adapter".to_owned()
+            } else {
+                info.name
+            };
+            (
+                device.autodiff(),
+                BackendInfo {
+                    webgpu: true,
+                    name,
+                    notice: None,
+                },
+            )
+        }
+        Err(e) => cpu(format!(
+            "WebGPU is present but gave no adapter ({e:?}): training on the CPU, which is much slower"
+        )),
+    }
+}

@@ -1,0 +1,146 @@
+//! A small SVG line chart: axes with ticks, one polyline per series, a legend.
+
+use leptos::prelude::*;
+
+/// Okabe–Ito colours, one per arm (the same order as the native plots).
+pub const COLOURS: [&str; 8] = [
+    "#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9", "#000000", "#f0e442",
+];
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Series {
+    pub label: String,
+    pub colour: &'static str,
+    pub points: Vec<(f64, f64)>,
+    /// Drawn thin and translucent (raw values under a smoothed line).
+    pub faint: bool,
+    pub dashed: bool,
+}
+
+const WIDTH: f64 = 560.0;
+const HEIGHT: f64 = 300.0;
+const LEFT: f64 = 56.0;
+const RIGHT: f64 = 12.0;
+const TOP: f64 = 24.0;
+const BOTTOM: f64 = 40.0;
+
+fn ticks(lo: f64, hi: f64) -> Vec<f64> {
+    (0..=4)
+        .map(|i| lo + (hi - lo) * f64::from(i) / 4.0)
+        .collect()
+}
+
+fn label(v: f64) -> String {
+    if v == 0.0 {
+        "0".into()
+    } else if v.abs() >= 100.0 || v.abs() < 0.01 {
+        format!("{v:.1e}")
+    } else {
+        format!("{v:.3}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_owned()
+    }
+}
+
+pub fn line_chart(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: Vec<Series>,
+    y_range: Option<(f64, f64)>,
+) -> impl IntoView {
+    let finite = series
+        .iter()
+        .flat_map(|s| s.points.iter())
+        .filter(|(x, y)| x.is_finite() && y.is_finite());
+    let (x_lo, x_hi, y_lo, y_hi) = finite.fold(
+        (
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ),
+        |(a, b, c, d), &(x, y)| (a.min(x), b.max(x), c.min(y), d.max(y)),
+    );
+    let (x_lo, x_hi) = if x_lo.is_finite() && x_hi > x_lo {
+        (x_lo, x_hi)
+    } else {
+        (0.0, 1.0)
+    };
+    let (y_lo, y_hi) = match y_range {
+        Some(range) => range,
+        None if y_lo.is_finite() && y_hi > y_lo => {
+            let pad = 0.05 * (y_hi - y_lo);
+            (y_lo - pad, y_hi + pad)
+        }
+        None if y_lo.is_finite() => (y_lo - 0.5, y_hi + 0.5),
+        None => (0.0, 1.0),
+    };
+    let sx = move |x: f64| LEFT + (x - x_lo) / (x_hi - x_lo) * (WIDTH - LEFT - RIGHT);
+    let sy = move |y: f64| HEIGHT - BOTTOM - (y - y_lo) / (y_hi - y_lo) * (HEIGHT - TOP - BOTTOM);
+    let lines = series
+        .iter()
+        .map(|s| {
+            let points: String = s
+                .points
+                .iter()
+                .filter(|(x, y)| x.is_finite() && y.is_finite())
+                .map(|&(x, y)| format!("{:.1},{:.1} ", sx(x), sy(y.clamp(y_lo, y_hi))))
+                .collect();
+            view! {
+                <polyline
+                    points=points
+                    fill="none"
+                    stroke=s.colour
+                    stroke-width=if s.faint { "1" } else { "2" }
+                    stroke-opacity=if s.faint { "0.25" } else { "1" }
+                    stroke-dasharray=if s.dashed { "5 4" } else { "none" }
+                />
+            }
+        })
+        .collect_view();
+    let legend = series
+        .iter()
+        .filter(|s| !s.faint && !s.dashed)
+        .enumerate()
+        .map(|(i, s)| {
+            let y = TOP + 14.0 * i as f64 + 8.0;
+            view! {
+                <line x1=WIDTH - 170.0 x2=WIDTH - 150.0 y1=y y2=y stroke=s.colour stroke-width="2" />
+                <text x=WIDTH - 145.0 y=y + 4.0 class="legend">{s.label.clone()}</text>
+            }
+        })
+        .collect_view();
+    let x_ticks = ticks(x_lo, x_hi)
+        .into_iter()
+        .map(|x| {
+            view! {
+                <text x=sx(x) y=HEIGHT - BOTTOM + 16.0 class="tick" text-anchor="middle">{label(x)}</text>
+            }
+        })
+        .collect_view();
+    let y_ticks = ticks(y_lo, y_hi)
+        .into_iter()
+        .map(|y| {
+            view! {
+                <line x1=LEFT x2=WIDTH - RIGHT y1=sy(y) y2=sy(y) class="grid" />
+                <text x=LEFT - 6.0 y=sy(y) + 4.0 class="tick" text-anchor="end">{label(y)}</text>
+            }
+        })
+        .collect_view();
+    view! {
+        <svg class="chart" viewBox=format!("0 0 {WIDTH} {HEIGHT}") role="img" aria-label=title.to_owned()>
+            <text x=WIDTH / 2.0 y=16 class="title" text-anchor="middle">{title.to_owned()}</text>
+            {y_ticks}
+            {x_ticks}
+            <line x1=LEFT x2=LEFT y1=TOP y2=HEIGHT - BOTTOM class="axis" />
+            <line x1=LEFT x2=WIDTH - RIGHT y1=HEIGHT - BOTTOM y2=HEIGHT - BOTTOM class="axis" />
+            <text x=(LEFT + WIDTH - RIGHT) / 2.0 y=HEIGHT - 6.0 class="axis-label" text-anchor="middle">{x_label.to_owned()}</text>
+            <text x=14 y=(TOP + HEIGHT - BOTTOM) / 2.0 class="axis-label" text-anchor="middle"
+                transform=format!("rotate(-90 14 {})", (TOP + HEIGHT - BOTTOM) / 2.0)>{y_label.to_owned()}</text>
+            {lines}
+            {legend}
+        </svg>
+    }
+}

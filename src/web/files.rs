@@ -1,0 +1,73 @@
+//! Getting CIFAR-10 into the page: the subset written by `adaexp data fetch` (served from
+//! `data/`), or official files the user picks or drops, parsed by the same loader as natively.
+
+use std::collections::HashMap;
+
+use js_sys::Uint8Array;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+
+use crate::data::{Splits, cifar};
+
+/// Where the page looks for the subset (Trunk copies `www/data/` there).
+pub const SUBSET_URL: &str = "data";
+
+async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
+    let window = web_sys::window().ok_or("no window")?;
+    let response = JsFuture::from(window.fetch_with_str(url))
+        .await
+        .map_err(|e| format!("{url}: {e:?}"))?;
+    let response: web_sys::Response = response
+        .dyn_into()
+        .map_err(|_| format!("{url}: not a response"))?;
+    if !response.ok() {
+        return Err(format!("{url}: HTTP {}", response.status()));
+    }
+    let buffer = JsFuture::from(
+        response
+            .array_buffer()
+            .map_err(|e| format!("{url}: {e:?}"))?,
+    )
+    .await
+    .map_err(|e| format!("{url}: {e:?}"))?;
+    Ok(Uint8Array::new(&buffer).to_vec())
+}
+
+/// The subset in `data/` (train_batch.bin, test_batch.bin).
+pub async fn load_subset() -> Result<Splits, String> {
+    let mut files = HashMap::new();
+    for name in [cifar::SUBSET_TRAIN_FILE, cifar::TEST_FILE] {
+        files.insert(
+            name.to_owned(),
+            fetch_bytes(&format!("{SUBSET_URL}/{name}")).await?,
+        );
+    }
+    cifar::splits_from_files(SUBSET_URL, &files).map_err(|e| e.to_string())
+}
+
+async fn file_bytes(file: &web_sys::File) -> Result<Vec<u8>, String> {
+    let buffer = JsFuture::from(file.array_buffer())
+        .await
+        .map_err(|e| format!("{}: cannot be read ({e:?})", file.name()))?;
+    Ok(Uint8Array::new(&buffer).to_vec())
+}
+
+/// Official files chosen by the user: the `.bin` batches, or `cifar-10-binary.tar.gz`.
+pub async fn load_files(list: web_sys::FileList) -> Result<Splits, String> {
+    let mut files = HashMap::new();
+    let mut source = String::from("the chosen files");
+    for i in 0..list.length() {
+        let Some(file) = list.item(i) else { continue };
+        let name = file.name();
+        let bytes = file_bytes(&file).await?;
+        if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
+            source = name.clone();
+            files.extend(cifar::read_archive(&name, bytes.as_slice()).map_err(|e| e.to_string())?);
+        } else {
+            // Parse each batch now so that a bad file is named as soon as it is dropped.
+            cifar::parse_batch(&name, &bytes).map_err(|e| e.to_string())?;
+            files.insert(name, bytes);
+        }
+    }
+    cifar::splits_from_files(&source, &files).map_err(|e| e.to_string())
+}
