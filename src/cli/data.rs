@@ -205,8 +205,7 @@ fn download(source: &Source, target: &Path) -> anyhow::Result<()> {
         .progress_chars("=> "),
     );
     bar.set_message("downloading CIFAR-10");
-    let mut temp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+    let mut temp = super::temp_beside(target)?;
     let mut reader = response
         .body_mut()
         .with_config()

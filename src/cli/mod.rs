@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-pub use output::write_atomic;
+pub use output::{temp_beside, write_atomic};
 
 #[derive(Parser, Debug)]
 #[command(

@@ -153,14 +153,7 @@ fn render(
     draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> anyhow::Result<()>,
     draw_png: impl FnOnce(&DrawingArea<BitMapBackend, Shift>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let temp = tempfile::Builder::new()
-        .suffix(&format!(
-            ".{}",
-            path.extension().and_then(|e| e.to_str()).unwrap_or("png")
-        ))
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+    let temp = super::temp_beside(path)?;
     let fail = |e: String| anyhow::anyhow!("cannot draw {}: {e}", path.display());
     if path.extension().is_some_and(|e| e == "svg") {
         let area = SVGBackend::new(temp.path(), size).into_drawing_area();

@@ -134,9 +134,7 @@ pub fn save_checkpoint(
     records_len: u64,
     checkpoint: &Checkpoint,
 ) -> anyhow::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let temp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+    let temp = super::temp_beside(path)?;
     let index = CheckpointIndex {
         run: run.clone(),
         epoch: checkpoint.epoch,
