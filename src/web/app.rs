@@ -9,7 +9,7 @@ use leptos::task::spawn_local;
 use wasm_bindgen::JsCast;
 
 use super::backend::{self, BackendInfo};
-use super::chart::{COLOURS, Series, line_chart};
+use super::chart::{COLOURS, Ranges, Series, line_chart};
 use super::files;
 use crate::data::Splits;
 use crate::lab::{ArmKind, LabSettings, Shape};
@@ -336,8 +336,14 @@ pub fn App() -> impl IntoView {
             }
         }
         view! {
-            {line_chart("exponent p(t)", "epoch", "p", p_series, Some((0.0, 1.0)))}
-            {line_chart("learning rate η(t)", "epoch", "lr", lr_series, None)}
+            {line_chart("exponent p(t)", "epoch", "p", p_series, Ranges {
+                x: Some((0.0, s.epochs as f64)),
+                y: Some((0.0, 1.0)),
+            })}
+            {line_chart("learning rate η(t)", "epoch", "lr", lr_series, Ranges {
+                x: Some((0.0, s.epochs as f64)),
+                y: None,
+            })}
         }
     };
 
@@ -396,7 +402,10 @@ pub fn App() -> impl IntoView {
             "x",
             "y",
             series,
-            Some((-1.0, 3.0)),
+            Ranges {
+                x: Some((-2.0, 2.0)),
+                y: Some((-1.0, 3.0)),
+            },
         )
     };
 
@@ -439,7 +448,7 @@ pub fn App() -> impl IntoView {
             "epoch",
             "loss",
             series,
-            None,
+            Ranges::default(),
         )
     };
     let accuracy_chart = move || {
@@ -473,7 +482,10 @@ pub fn App() -> impl IntoView {
             "epoch",
             "accuracy",
             series,
-            Some((0.0, 1.0)),
+            Ranges {
+                x: None,
+                y: Some((0.0, 1.0)),
+            },
         )
     };
     let throughput = move || {

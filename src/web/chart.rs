@@ -17,6 +17,13 @@ pub struct Series {
     pub dashed: bool,
 }
 
+/// Fixed axis ranges; `None` fits the data.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Ranges {
+    pub x: Option<(f64, f64)>,
+    pub y: Option<(f64, f64)>,
+}
+
 const WIDTH: f64 = 560.0;
 const HEIGHT: f64 = 300.0;
 const LEFT: f64 = 56.0;
@@ -48,7 +55,7 @@ pub fn line_chart(
     x_label: &str,
     y_label: &str,
     series: Vec<Series>,
-    y_range: Option<(f64, f64)>,
+    ranges: Ranges,
 ) -> impl IntoView {
     let finite = series
         .iter()
@@ -63,12 +70,12 @@ pub fn line_chart(
         ),
         |(a, b, c, d), &(x, y)| (a.min(x), b.max(x), c.min(y), d.max(y)),
     );
-    let (x_lo, x_hi) = if x_lo.is_finite() && x_hi > x_lo {
-        (x_lo, x_hi)
-    } else {
-        (0.0, 1.0)
+    let (x_lo, x_hi) = match ranges.x {
+        Some(range) => range,
+        None if x_lo.is_finite() && x_hi > x_lo => (x_lo, x_hi),
+        None => (0.0, 1.0),
     };
-    let (y_lo, y_hi) = match y_range {
+    let (y_lo, y_hi) = match ranges.y {
         Some(range) => range,
         None if y_lo.is_finite() && y_hi > y_lo => {
             let pad = 0.05 * (y_hi - y_lo);
@@ -86,9 +93,31 @@ pub fn line_chart(
                 .points
                 .iter()
                 .filter(|(x, y)| x.is_finite() && y.is_finite())
-                .map(|&(x, y)| format!("{:.1},{:.1} ", sx(x), sy(y.clamp(y_lo, y_hi))))
+                .map(|&(x, y)| {
+                    format!(
+                        "{:.1},{:.1} ",
+                        sx(x.clamp(x_lo, x_hi)),
+                        sy(y.clamp(y_lo, y_hi))
+                    )
+                })
                 .collect();
+            // Sparse series (one point per epoch) also get dots, so a single point shows.
+            let dots = if s.faint || s.points.len() > 40 {
+                Vec::new()
+            } else {
+                s.points
+                    .iter()
+                    .filter(|(x, y)| x.is_finite() && y.is_finite())
+                    .map(|&(x, y)| (sx(x.clamp(x_lo, x_hi)), sy(y.clamp(y_lo, y_hi))))
+                    .collect()
+            };
+            let colour = s.colour;
+            let dots = dots
+                .into_iter()
+                .map(|(cx, cy)| view! { <circle cx=cx cy=cy r="3" fill=colour /> })
+                .collect_view();
             view! {
+                {dots}
                 <polyline
                     points=points
                     fill="none"
