@@ -48,19 +48,17 @@ fn setup(epochs: u64) -> (tempfile::TempDir, String) {
 #[test]
 fn run_writes_records_summary_and_plots() {
     let (dir, toml) = setup(1);
-    let out = ok(&adaexp(
-        &[
-            "run",
-            &toml,
-            "--data",
-            "cifar",
-            "--backend",
-            "cpu",
-            "--out",
-            "res",
-        ],
-        dir.path(),
-    ));
+    let run_into_res = [
+        "run",
+        toml.as_str(),
+        "--data",
+        "cifar",
+        "--backend",
+        "cpu",
+        "--out",
+        "res",
+    ];
+    let out = ok(&adaexp(&run_into_res, dir.path()));
     assert!(out.contains("SGDM") && out.contains("AdaExp"), "{out}");
     let res = dir.path().join("res");
     let records = lines(&res.join("seed-0.jsonl"));
@@ -101,19 +99,7 @@ fn run_writes_records_summary_and_plots() {
     );
 
     // Results are never overwritten by accident.
-    let err = failed(&adaexp(
-        &[
-            "run",
-            &toml,
-            "--data",
-            "cifar",
-            "--backend",
-            "cpu",
-            "--out",
-            "res",
-        ],
-        dir.path(),
-    ));
+    let err = failed(&adaexp(&run_into_res, dir.path()));
     assert!(
         err.contains("seed-0.jsonl exists") && err.contains("--resume"),
         "{err}"

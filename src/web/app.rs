@@ -96,17 +96,19 @@ pub fn App() -> impl IntoView {
         device.set_value(Some(chosen));
         backend.set(Some(info));
     });
+    // Data from either source becomes the one training set, with a line saying where it came from.
+    let accept = move |splits: Splits, source: &str| {
+        data_status.set(format!(
+            "{source}: {} training and {} test images.",
+            splits.train.len(),
+            splits.test.len()
+        ));
+        data.set_value(Some(splits));
+        data_ready.set(true);
+    };
     spawn_local(async move {
         match files::load_subset().await {
-            Ok(splits) => {
-                data_status.set(format!(
-                    "CIFAR-10 subset: {} training and {} test images.",
-                    splits.train.len(),
-                    splits.test.len()
-                ));
-                data.set_value(Some(splits));
-                data_ready.set(true);
-            }
+            Ok(splits) => accept(splits, "CIFAR-10 subset"),
             Err(why) => data_status.set(format!(
                 "No CIFAR-10 subset here ({why}). Run `cargo run --release -- data fetch cifar10`, \
                  which writes www/data/, or choose or drop the official data_batch_*.bin and \
@@ -119,15 +121,7 @@ pub fn App() -> impl IntoView {
         data_status.set("Reading the files…".into());
         spawn_local(async move {
             match files::load_files(list).await {
-                Ok(splits) => {
-                    data_status.set(format!(
-                        "Loaded {} training and {} test images from your files.",
-                        splits.train.len(),
-                        splits.test.len()
-                    ));
-                    data.set_value(Some(splits));
-                    data_ready.set(true);
-                }
+                Ok(splits) => accept(splits, "From your files"),
                 Err(why) => data_status.set(format!("That file was not usable: {why}")),
             }
         });
