@@ -48,17 +48,7 @@ fn setup(epochs: u64) -> (tempfile::TempDir, String) {
 #[test]
 fn run_writes_records_summary_and_plots() {
     let (dir, toml) = setup(1);
-    let run_into_res = [
-        "run",
-        toml.as_str(),
-        "--data",
-        "cifar",
-        "--backend",
-        "cpu",
-        "--out",
-        "res",
-    ];
-    let out = ok(&adaexp(&run_into_res, dir.path()));
+    let out = ok(&run_on_cpu(dir.path(), &toml, "cifar", "res", &[]));
     assert!(out.contains("SGDM") && out.contains("AdaExp"), "{out}");
     let res = dir.path().join("res");
     let records = lines(&res.join("seed-0.jsonl"));
@@ -99,7 +89,7 @@ fn run_writes_records_summary_and_plots() {
     );
 
     // Results are never overwritten by accident.
-    let err = failed(&adaexp(&run_into_res, dir.path()));
+    let err = failed(&run_on_cpu(dir.path(), &toml, "cifar", "res", &[]));
     assert!(
         err.contains("seed-0.jsonl exists") && err.contains("--resume"),
         "{err}"
@@ -113,28 +103,20 @@ fn run_writes_records_summary_and_plots() {
 #[test]
 fn resumed_run_equals_uninterrupted_run() {
     let (dir, toml) = setup(2);
-    let run = |extra: &[&str]| {
-        let mut args = vec![
-            "run",
-            &toml,
-            "--data",
-            "cifar",
-            "--backend",
-            "cpu",
-            "--no-plot",
-        ];
-        args.extend_from_slice(extra);
-        ok(&adaexp(&args, dir.path()));
+    let run = |out: &str, extra: &[&str]| {
+        let mut extra = extra.to_vec();
+        extra.push("--no-plot");
+        ok(&run_on_cpu(dir.path(), &toml, "cifar", out, &extra));
     };
-    run(&["--out", "straight"]);
+    run("straight", &[]);
     // Stopped after epoch 1 (as if killed at the epoch boundary), then continued.
-    run(&["--out", "split", "--epochs", "1"]);
+    run("split", &["--epochs", "1"]);
     // A line written after the checkpoint by a killed run must be dropped on resume.
     let jsonl = dir.path().join("split/seed-0.jsonl");
     let mut partial = std::fs::read(&jsonl).unwrap();
     partial.extend_from_slice(b"{\"type\":\"step\",\"arm\":\"SGDM\",\"st");
     std::fs::write(&jsonl, partial).unwrap();
-    run(&["--out", "split", "--epochs", "2", "--resume"]);
+    run("split", &["--epochs", "2", "--resume"]);
     let straight = untimed(&dir.path().join("straight/seed-0.jsonl"));
     assert_eq!(straight, untimed(&jsonl));
 
@@ -145,7 +127,7 @@ fn resumed_run_equals_uninterrupted_run() {
         b"{\"type\":\"run\",\"exp",
     )
     .unwrap();
-    run(&["--out", "early", "--resume"]);
+    run("early", &["--resume"]);
     assert_eq!(straight, untimed(&dir.path().join("early/seed-0.jsonl")));
 }
 
@@ -158,20 +140,7 @@ fn fashion_mnist_one_channel_runs() {
         tiny_experiment("fashion-mnist", 1),
     )
     .unwrap();
-    ok(&adaexp(
-        &[
-            "run",
-            "f.toml",
-            "--data",
-            "fm",
-            "--backend",
-            "cpu",
-            "--out",
-            "r",
-            "--no-plot",
-        ],
-        dir.path(),
-    ));
+    ok(&run_on_cpu(dir.path(), "f.toml", "fm", "r", &["--no-plot"]));
     let records = lines(&dir.path().join("r/seed-0.jsonl"));
     assert_eq!(records.iter().filter(|r| r["type"] == "epoch").count(), 2);
 }
@@ -180,22 +149,7 @@ fn fashion_mnist_one_channel_runs() {
 fn bad_data_gives_a_clear_error_naming_the_file() {
     let (dir, toml) = setup(1);
     let cifar = dir.path().join("cifar");
-    let run = || {
-        failed(&adaexp(
-            &[
-                "run",
-                &toml,
-                "--data",
-                "cifar",
-                "--backend",
-                "cpu",
-                "--no-plot",
-                "--out",
-                "x",
-            ],
-            dir.path(),
-        ))
-    };
+    let run = || failed(&run_on_cpu(dir.path(), &toml, "cifar", "x", &["--no-plot"]));
     std::fs::write(cifar.join("data_batch_3.bin"), vec![0u8; 3073 * 2 + 5]).unwrap();
     let err = run();
     assert!(
@@ -226,22 +180,7 @@ fn bad_data_gives_a_clear_error_naming_the_file() {
         tiny_experiment("fashion-mnist", 1),
     )
     .unwrap();
-    let fashion = || {
-        failed(&adaexp(
-            &[
-                "run",
-                "f.toml",
-                "--data",
-                "fm",
-                "--backend",
-                "cpu",
-                "--no-plot",
-                "--out",
-                "y",
-            ],
-            dir.path(),
-        ))
-    };
+    let fashion = || failed(&run_on_cpu(dir.path(), "f.toml", "fm", "y", &["--no-plot"]));
     std::fs::write(
         fm.join("t10k-labels-idx1-ubyte.gz"),
         [0, 0, 8, 3, 0, 0, 0, 1, 0],
@@ -349,19 +288,12 @@ fn fetch_verifies_extracts_and_writes_the_subset() {
 
     // The page's subset loads like the full set.
     std::fs::write(dir.path().join("tiny.toml"), tiny_experiment("cifar10", 1)).unwrap();
-    ok(&adaexp(
-        &[
-            "run",
-            "tiny.toml",
-            "--data",
-            "web",
-            "--backend",
-            "cpu",
-            "--out",
-            "r",
-            "--no-plot",
-        ],
+    ok(&run_on_cpu(
         dir.path(),
+        "tiny.toml",
+        "web",
+        "r",
+        &["--no-plot"],
     ));
 }
 

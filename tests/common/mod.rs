@@ -13,6 +13,22 @@ pub fn adaexp(args: &[&str], cwd: &Path) -> Output {
         .expect("the adaexp binary runs")
 }
 
+/// `adaexp run EXPERIMENT --data DATA --backend cpu --out OUT EXTRA…` in `cwd`.
+pub fn run_on_cpu(cwd: &Path, experiment: &str, data: &str, out: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "run",
+        experiment,
+        "--data",
+        data,
+        "--backend",
+        "cpu",
+        "--out",
+        out,
+    ];
+    args.extend_from_slice(extra);
+    adaexp(&args, cwd)
+}
+
 pub fn ok(output: &Output) -> String {
     assert!(
         output.status.success(),
