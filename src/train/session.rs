@@ -364,7 +364,6 @@ impl Session {
                 self.arms.len()
             )));
         }
-        let channels = self.data.train.shape.channels;
         for (arm, saved) in self.arms.iter_mut().zip(checkpoint.arms) {
             if saved.name != arm.spec.name {
                 return Err(TrainError::Checkpoint(format!(
@@ -377,10 +376,12 @@ impl Session {
             };
             let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(saved.model))
                 .map_err(|e| bad("model", &e))?;
-            let model = self
-                .spec
+            // Load into the arm's own (freshly built) model; a clone shares its tensors, so a
+            // failed load leaves the arm as it was.
+            let model = arm
                 .model
-                .init(channels, &self.device, self.seed)
+                .clone()
+                .expect("model present between steps")
                 .try_load_record(record)
                 .map_err(|e| bad("model", &e))?;
             let built = arm.spec.optimizer.build(self.steps_per_epoch);
