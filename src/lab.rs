@@ -11,6 +11,7 @@ use crate::data::Dataset;
 use crate::model::ModelSpec;
 use crate::optim::spec::{AdaExpSpec, AdamSpec, PadamSpec, SgdmSpec};
 use crate::optim::{Length, LrSchedule, OptimizerSpec, Schedule, SpecError, WeightDecay};
+use crate::trace::{TestFunction, TraceSpec};
 use crate::train::{ArmSpec, ExperimentSpec};
 
 /// The five arms the page offers; AdaExp twice so that two schedules can be compared.
@@ -141,6 +142,9 @@ pub struct LabSettings {
     pub test_size: usize,
     pub epochs: u64,
     pub seed: u64,
+    /// One learning rate for every arm's Rosenbrock trajectory: the training rates differ by
+    /// orders of magnitude (SGDM 0.05, Adam 0.001), and a shared one shows what p alone does.
+    pub trace_lr: f64,
 }
 
 impl Default for LabSettings {
@@ -176,6 +180,7 @@ impl Default for LabSettings {
             test_size: 1000,
             epochs: 6,
             seed: 0,
+            trace_lr: 0.002,
         }
     }
 }
@@ -222,7 +227,7 @@ impl LabSettings {
         }
         for key in [
             "momentum", "beta1", "beta2", "eps", "wd", "model", "batch", "train", "test", "epochs",
-            "seed",
+            "seed", "trace_lr",
         ] {
             keys.push(key.to_owned());
         }
@@ -261,6 +266,7 @@ impl LabSettings {
             "test" => self.test_size.to_string(),
             "epochs" => self.epochs.to_string(),
             "seed" => self.seed.to_string(),
+            "trace_lr" => self.trace_lr.to_string(),
             _ => return None,
         })
     }
@@ -308,6 +314,13 @@ impl LabSettings {
             "test" => self.test_size = parse_number(value)?,
             "epochs" => self.epochs = parse_number(value)?,
             "seed" => self.seed = parse_number(value)?,
+            "trace_lr" => {
+                let lr = parse_finite(value)?;
+                if lr <= 0.0 {
+                    return Err(format!("must be a positive learning rate, got {value}"));
+                }
+                self.trace_lr = lr;
+            }
             _ => return Err(unknown()),
         }
         Ok(())
@@ -446,6 +459,29 @@ impl LabSettings {
         }
     }
 
+    /// One arm's trace on a test function: its optimizer at the shared `trace_lr`, with the p
+    /// schedule stretched so that the trace's `steps` stand for the whole run (a schedule over half the
+    /// epochs decays over half the steps).
+    pub fn trace_spec(
+        &self,
+        arm: &ArmControls,
+        function: TestFunction,
+        start: [f64; 2],
+        steps: u64,
+    ) -> TraceSpec {
+        let stretched = ArmControls {
+            decay_epochs: arm.decay_epochs * steps as f64 / self.epochs.max(1) as f64,
+            ..arm.clone()
+        };
+        TraceSpec {
+            function,
+            start,
+            steps,
+            optimizer: self.optimizer(&stretched),
+            lr: LrSchedule::constant(self.trace_lr),
+        }
+    }
+
     /// Optimizer steps in one epoch.
     pub fn steps_per_epoch(&self) -> u64 {
         self.train_size.div_ceil(self.batch_size.max(1)) as u64
@@ -455,6 +491,32 @@ impl LabSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trace_schedules_span_the_same_share_of_the_trace_as_of_the_run() {
+        let mut settings = LabSettings::default();
+        let ax = settings.arms[3].clone();
+        assert_eq!((ax.p_start, ax.p_end, settings.epochs), (0.5, 0.0, 6));
+        // Linear over all 6 epochs → over all 300 steps: p(t) = 0.5 − 0.5·(t − 1)/300.
+        let spec = settings.trace_spec(&ax, TestFunction::Rosenbrock, [-1.5, 2.0], 300);
+        assert!((spec.optimizer.exponent_at(151, 1).unwrap() - 0.25).abs() < 1e-12);
+        assert_eq!(spec.lr, LrSchedule::constant(0.002));
+        assert_eq!(spec.steps, 300);
+        // Over 3 of 12 epochs → over the first 75 steps: p(38) = 0.5 − 0.5·37/75, then 0.
+        settings.epochs = 12;
+        let short = ArmControls {
+            decay_epochs: 3.0,
+            ..ax
+        };
+        let spec = settings.trace_spec(&short, TestFunction::Rosenbrock, [-1.5, 2.0], 300);
+        let p38 = spec.optimizer.exponent_at(38, 1).unwrap();
+        assert!((p38 - (0.5 - 0.5 * 37.0 / 75.0)).abs() < 1e-12, "{p38}");
+        assert_eq!(spec.optimizer.exponent_at(200, 1), Some(0.0));
+        // Arms without a schedule keep their exponent.
+        let padam =
+            settings.trace_spec(&settings.arms[2], TestFunction::Rosenbrock, [0.0, 0.0], 10);
+        assert_eq!(padam.optimizer.exponent_at(7, 1), Some(0.125));
+    }
 
     #[test]
     fn defaults_are_a_valid_experiment() {
@@ -472,6 +534,7 @@ mod tests {
         settings.set("ax.p1", "0.1").unwrap();
         settings.set("model", "resnet20").unwrap();
         settings.set("seed", "7").unwrap();
+        settings.set("trace_lr", "0.01").unwrap();
         let query = settings.to_query();
         assert!(
             query.contains("ax.p1=0.1") && query.contains("ax2.shape=step"),
@@ -480,18 +543,20 @@ mod tests {
         let (back, notices) = LabSettings::from_query(&format!("?{query}"));
         assert_eq!(back, settings);
         assert!(notices.is_empty(), "{notices:?}");
-        assert_eq!(LabSettings::keys().len(), 5 * 2 + 1 + 2 * 4 + 11);
+        assert_eq!(LabSettings::keys().len(), 5 * 2 + 1 + 2 * 4 + 12);
     }
 
     #[test]
     fn bad_values_fall_back_to_defaults_with_notices() {
         let (settings, notices) = LabSettings::from_query(
-            "ax.p1=1.5&adam.lr=abc&beta2=1&epochs=0&nope=3&ax.shape=zigzag",
+            "ax.p1=1.5&adam.lr=abc&beta2=1&epochs=0&nope=3&ax.shape=zigzag&trace_lr=-1",
         );
         let defaults = LabSettings::default();
         assert_eq!(settings, defaults);
         let text = notices.join("\n");
-        for key in ["ax.p1", "adam.lr", "beta2", "epochs", "nope", "ax.shape"] {
+        for key in [
+            "ax.p1", "adam.lr", "beta2", "epochs", "nope", "ax.shape", "trace_lr",
+        ] {
             assert!(
                 notices.iter().any(|n| n.starts_with(&format!("{key}:"))),
                 "{key} missing from {text}"

@@ -15,6 +15,15 @@ use crate::data::Splits;
 use crate::lab::{ArmKind, LabSettings, Shape};
 use crate::optim::LrSchedule;
 use crate::trace::{TestFunction, TraceSpec, run_trace};
+
+const TRACE_START: [f64; 2] = [-1.5, 2.0];
+const TRACE_STEPS: u64 = 600;
+/// The trajectory plot's x and y ranges.
+const TRACE_VIEW: ((f64, f64), (f64, f64)) = ((-2.0, 2.0), (-1.0, 3.0));
+/// How long the settings must rest before the trajectories are recomputed.
+const TRACE_SETTLE_MS: u64 = 120;
+/// Trajectories kept, so that moving a slider back and forth reuses them.
+const TRACE_CACHE: usize = 64;
 use crate::train::summary::smooth;
 use crate::train::{Record, RunInfo, Session};
 
@@ -25,6 +34,15 @@ enum RunState {
     Paused,
     Finished,
     Failed(String),
+}
+
+/// What the live charts draw against: the running arms under the names their records carry
+/// (arm labels follow the sliders, records keep the names from the start) and the run's length.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct RunView {
+    arms: Vec<(ArmKind, String)>,
+    epochs: u64,
+    steps_per_epoch: u64,
 }
 
 fn window() -> web_sys::Window {
@@ -85,11 +103,28 @@ pub fn App() -> impl IntoView {
     let run_state = RwSignal::new(RunState::Idle);
     let run_id = StoredValue::new(0u64);
     let records = RwSignal::new(Vec::<Record>::new());
+    let run = RwSignal::new(RunView::default());
+    let trajectory_cache = StoredValue::new(Vec::<(TraceSpec, Vec<(f64, f64)>)>::new());
     let run_info = StoredValue::new(None::<RunInfo>);
     let started = StoredValue::new(None::<f64>);
     let elapsed = RwSignal::new(0.0f64);
 
     Effect::new(move |_| settings.with(write_url));
+    // The trajectories follow the settings once they rest for a moment, so that dragging a
+    // slider stays smooth while each changed arm's path is recomputed.
+    let settled = RwSignal::new(settings.get_untracked());
+    let generation = StoredValue::new(0u64);
+    Effect::new(move |_| {
+        let next = settings.get();
+        let this = generation.get_value() + 1;
+        generation.set_value(this);
+        spawn_local(async move {
+            sleep(Duration::from_millis(TRACE_SETTLE_MS)).await;
+            if generation.get_value() == this && settled.get_untracked() != next {
+                settled.set(next);
+            }
+        });
+    });
 
     spawn_local(async move {
         let (chosen, info) = backend::choose().await;
@@ -122,7 +157,14 @@ pub fn App() -> impl IntoView {
         spawn_local(async move {
             match files::load_files(list).await {
                 Ok(splits) => accept(splits, "From your files"),
-                Err(why) => data_status.set(format!("That file was not usable: {why}")),
+                Err(why) => {
+                    let kept = if data.with_value(Option::is_some) {
+                        " The data loaded before is still in use."
+                    } else {
+                        ""
+                    };
+                    data_status.set(format!("That file was not usable: {why}.{kept}"));
+                }
             }
         });
     };
@@ -145,7 +187,8 @@ pub fn App() -> impl IntoView {
         let Some(splits) = data.get_value() else {
             return;
         };
-        let spec = settings.get_untracked().experiment();
+        let current = settings.get_untracked();
+        let spec = current.experiment();
         let seed = spec.seeds[0];
         let subset = match splits.subset(spec.train_size, spec.test_size, spec.subset_seed) {
             Ok(subset) => subset,
@@ -157,6 +200,16 @@ pub fn App() -> impl IntoView {
         let id = run_id.get_value() + 1;
         run_id.set_value(id);
         records.set(Vec::new());
+        run.set(RunView {
+            arms: current
+                .arms
+                .iter()
+                .filter(|a| a.enabled)
+                .map(|a| (a.kind, a.label()))
+                .collect(),
+            epochs: current.epochs,
+            steps_per_epoch: current.steps_per_epoch(),
+        });
         run_state.set(RunState::Running);
         started.set_value(Some(js_sys::Date::now()));
         spawn_local(async move {
@@ -226,6 +279,7 @@ pub fn App() -> impl IntoView {
         run_id.set_value(run_id.get_value() + 1);
         run_state.set(RunState::Idle);
         records.set(Vec::new());
+        run.set(RunView::default());
         elapsed.set(0.0);
     };
 
@@ -273,47 +327,52 @@ pub fn App() -> impl IntoView {
         }
     };
 
-    // Schedule preview: p(t) per adaptive arm (planned, dashed), and what the run used so far.
+    // Schedule preview: p(t) per adaptive arm (planned, solid), and what the run used so far
+    // (dashed). Step t ends at epoch t / steps-per-epoch.
     let preview = move || {
         let s = settings.get();
-        let spe = s.steps_per_epoch();
+        let spe = s.steps_per_epoch().max(1);
         let total = s.epochs * spe;
-        let stride = (total / 200).max(1);
-        let enabled: Vec<_> = s.arms.iter().filter(|a| a.enabled).collect();
+        let stride = (total / 200).max(1) as usize;
+        let mut sampled: Vec<u64> = (1..=total).step_by(stride).collect();
+        if sampled.last() != Some(&total) {
+            sampled.push(total);
+        }
+        let epoch_of = |t: u64| t as f64 / spe as f64;
         let mut p_series = Vec::new();
         let mut lr_series = Vec::new();
-        for arm in &enabled {
+        for arm in s.arms.iter().filter(|a| a.enabled) {
             let spec = s.optimizer(arm);
-            let planned: Vec<(f64, f64)> = (1..=total)
-                .step_by(stride as usize)
-                .filter_map(|t| Some(((t - 1) as f64 / spe as f64, spec.exponent_at(t, spe)?)))
-                .collect();
             let label = arm.label();
-            if !planned.is_empty() {
-                p_series.push(Series {
-                    label: label.clone(),
-                    colour: colour_of(arm.kind),
-                    points: planned,
-                    faint: false,
-                    dashed: false,
-                });
+            if let Some(p0) = spec.exponent_at(1, spe) {
+                let mut planned = vec![(0.0, p0)];
+                planned.extend(
+                    sampled
+                        .iter()
+                        .filter_map(|&t| Some((epoch_of(t), spec.exponent_at(t, spe)?))),
+                );
+                p_series.push(Series::line(label.clone(), colour_of(arm.kind), planned));
             }
             let lr = LrSchedule::constant(arm.lr);
-            lr_series.push(Series {
-                label: label.clone(),
-                colour: colour_of(arm.kind),
-                points: vec![
+            lr_series.push(Series::line(
+                label.clone(),
+                colour_of(arm.kind),
+                vec![
                     (0.0, lr.value(1, spe)),
                     (s.epochs as f64, lr.value(total, spe)),
                 ],
-                faint: false,
-                dashed: false,
+            ));
+            let running = run.with(|r| {
+                r.arms
+                    .iter()
+                    .find(|(kind, _)| *kind == arm.kind)
+                    .map(|(_, name)| name.clone())
             });
             let used: Vec<(f64, f64)> = records.with(|r| {
                 r.iter()
                     .filter_map(|r| match r {
-                        Record::Step(step) if step.arm == label => {
-                            Some(((step.step - 1) as f64 / spe as f64, step.p?))
+                        Record::Step(step) if Some(&step.arm) == running.as_ref() => {
+                            Some((epoch_of(step.step), step.p?))
                         }
                         _ => None,
                     })
@@ -321,119 +380,118 @@ pub fn App() -> impl IntoView {
             });
             if !used.is_empty() {
                 p_series.push(Series {
-                    label: format!("{label} (used)"),
-                    colour: colour_of(arm.kind),
-                    points: used,
-                    faint: false,
                     dashed: true,
+                    ..Series::line(format!("{label} (used)"), colour_of(arm.kind), used)
                 });
             }
         }
         view! {
-            {line_chart("exponent p(t)", "epoch", "p", p_series, Ranges {
+            {line_chart("exponent p(t): planned, and used so far (dashed)", "epoch", "p", p_series, Ranges {
                 x: Some((0.0, s.epochs as f64)),
                 y: Some((0.0, 1.0)),
+                log_y: false,
             })}
-            {line_chart("learning rate η(t)", "epoch", "lr", lr_series, Ranges {
+            {line_chart("learning rate η(t)", "epoch", "lr (log scale)", lr_series, Ranges {
                 x: Some((0.0, s.epochs as f64)),
                 y: None,
+                log_y: true,
             })}
         }
     };
 
-    // Trajectories on Rosenbrock with the arms' settings, computed on the CPU.
+    // Trajectories on Rosenbrock with the arms' settings at one shared learning rate, computed
+    // on the CPU. Each arm's path is cached by its trace spec, so moving one arm's slider
+    // recomputes only that arm.
     let trajectories = move || {
-        let s = settings.get();
+        let s = settled.get();
         let cpu = Device::flex().autodiff();
         let series: Vec<Series> = s
             .arms
             .iter()
             .filter(|a| a.enabled)
             .filter_map(|arm| {
-                let spec = TraceSpec {
-                    function: TestFunction::Rosenbrock,
-                    start: [-1.5, 2.0],
-                    steps: 300,
-                    optimizer: {
-                        // Schedules measured in epochs run over the trace's 300 steps instead.
-                        let mut o = s.optimizer(arm);
-                        if let crate::optim::OptimizerSpec::AdaExp(a) = &mut o
-                            && arm.shape != Shape::Constant
-                        {
-                            a.p = crate::lab::ArmControls {
-                                decay_epochs: 300.0,
-                                ..arm.clone()
+                let spec = s.trace_spec(arm, TestFunction::Rosenbrock, TRACE_START, TRACE_STEPS);
+                let cached = trajectory_cache.with_value(|cache| {
+                    cache
+                        .iter()
+                        .find(|(key, _)| *key == spec)
+                        .map(|(_, p)| p.clone())
+                });
+                let points = match cached {
+                    Some(points) => points,
+                    None => {
+                        let rows = run_trace(&spec, &cpu).ok()?;
+                        let mut points = vec![(TRACE_START[0], TRACE_START[1])];
+                        points.extend(rows.iter().map(|r| (r.x, r.y)));
+                        trajectory_cache.update_value(|cache| {
+                            if cache.len() >= TRACE_CACHE {
+                                cache.remove(0);
                             }
-                            .schedule();
-                        }
-                        o
-                    },
-                    lr: LrSchedule::constant(arm.lr),
+                            cache.push((spec, points.clone()));
+                        });
+                        points
+                    }
                 };
-                let rows = run_trace(&spec, &cpu).ok()?;
-                let mut points = vec![(-1.5, 2.0)];
-                points.extend(
-                    rows.iter()
-                        .take_while(|r| {
-                            r.x.is_finite()
-                                && r.y.is_finite()
-                                && r.x.abs() < 10.0
-                                && r.y.abs() < 10.0
-                        })
-                        .map(|r| (r.x, r.y)),
-                );
-                Some(Series {
-                    label: arm.label(),
-                    colour: colour_of(arm.kind),
-                    points,
-                    faint: false,
-                    dashed: false,
-                })
+                // A path that leaves the view is cut there and says so.
+                let inside = points
+                    .iter()
+                    .take_while(|(x, y)| {
+                        (TRACE_VIEW.0.0..=TRACE_VIEW.0.1).contains(x)
+                            && (TRACE_VIEW.1.0..=TRACE_VIEW.1.1).contains(y)
+                    })
+                    .count();
+                let label = if inside < points.len() {
+                    format!("{} (left the view at step {inside})", arm.label())
+                } else {
+                    arm.label()
+                };
+                let mut shown = points;
+                shown.truncate(inside);
+                Some(Series::line(label, colour_of(arm.kind), shown))
             })
             .collect();
         line_chart(
-            "Rosenbrock, 300 steps from (−1.5, 2); minimum at (1, 1)",
+            &format!(
+                "Rosenbrock from (−1.5, 2), {TRACE_STEPS} steps at lr {}; minimum at (1, 1)",
+                s.trace_lr
+            ),
             "x",
             "y",
             series,
             Ranges {
-                x: Some((-2.0, 2.0)),
-                y: Some((-1.0, 3.0)),
+                x: Some(TRACE_VIEW.0),
+                y: Some(TRACE_VIEW.1),
+                log_y: false,
             },
         )
     };
 
-    // Live charts.
+    // Live charts, one series per running arm under the name its records carry.
     let loss_chart = move || {
-        let s = settings.get_untracked();
-        let spe = s.steps_per_epoch().max(1) as f64;
+        let RunView {
+            arms,
+            epochs,
+            steps_per_epoch,
+        } = run.get();
+        let spe = steps_per_epoch.max(1) as f64;
         let series = records.with(|all| {
             let mut series = Vec::new();
-            for arm in s.arms.iter().filter(|a| a.enabled) {
-                let label = arm.label();
+            for (kind, name) in arms {
                 let raw: Vec<(f64, f64)> = all
                     .iter()
                     .filter_map(|r| match r {
-                        Record::Step(step) if step.arm == label => {
+                        Record::Step(step) if step.arm == name => {
                             Some((step.step as f64 / spe, step.loss))
                         }
                         _ => None,
                     })
                     .collect();
+                let smoothed = smooth(&raw, 0.9);
                 series.push(Series {
-                    label: format!("{label} raw"),
-                    colour: colour_of(arm.kind),
-                    points: raw.clone(),
                     faint: true,
-                    dashed: false,
+                    ..Series::line(format!("{name} raw"), colour_of(kind), raw)
                 });
-                series.push(Series {
-                    label,
-                    colour: colour_of(arm.kind),
-                    points: smooth(&raw, 0.9),
-                    faint: false,
-                    dashed: false,
-                });
+                series.push(Series::line(name, colour_of(kind), smoothed));
             }
             series
         });
@@ -442,32 +500,28 @@ pub fn App() -> impl IntoView {
             "epoch",
             "loss",
             series,
-            Ranges::default(),
+            Ranges {
+                x: Some((0.0, epochs.max(1) as f64)),
+                y: None,
+                log_y: false,
+            },
         )
     };
     let accuracy_chart = move || {
-        let s = settings.get_untracked();
+        let RunView { arms, epochs, .. } = run.get();
         let series = records.with(|all| {
-            s.arms
-                .iter()
-                .filter(|a| a.enabled)
-                .map(|arm| {
-                    let label = arm.label();
-                    Series {
-                        points: all
-                            .iter()
-                            .filter_map(|r| match r {
-                                Record::Epoch(e) if e.arm == label => {
-                                    Some((e.epoch as f64, e.test_accuracy))
-                                }
-                                _ => None,
-                            })
-                            .collect(),
-                        label,
-                        colour: colour_of(arm.kind),
-                        faint: false,
-                        dashed: false,
-                    }
+            arms.into_iter()
+                .map(|(kind, name)| {
+                    let points = all
+                        .iter()
+                        .filter_map(|r| match r {
+                            Record::Epoch(e) if e.arm == name => {
+                                Some((e.epoch as f64, e.test_accuracy))
+                            }
+                            _ => None,
+                        })
+                        .collect();
+                    Series::line(name, colour_of(kind), points)
                 })
                 .collect()
         });
@@ -477,8 +531,9 @@ pub fn App() -> impl IntoView {
             "accuracy",
             series,
             Ranges {
-                x: None,
+                x: Some((0.0, epochs.max(1) as f64)),
                 y: Some((0.0, 1.0)),
+                log_y: false,
             },
         )
     };
@@ -561,7 +616,10 @@ pub fn App() -> impl IntoView {
             </section>
             <section class="charts">
                 <div id="preview">{preview}</div>
-                <div id="trajectories">{trajectories}</div>
+                <div id="trajectories">
+                    {trajectories}
+                    {number_input(settings, "trace_lr".into(), "learning rate of every trajectory".into(), "any")}
+                </div>
                 <div id="loss-chart">{loss_chart}</div>
                 <div id="accuracy-chart">{accuracy_chart}</div>
                 <ul id="throughput">{throughput}</ul>
@@ -622,9 +680,11 @@ pub fn Controls(settings: RwSignal<LabSettings>) -> impl IntoView {
         .into_iter()
         .map(|kind| {
             let k = kind.key();
-            let label = settings.with_untracked(|s| {
-                s.arms.iter().find(|a| a.kind == kind).map(|a| a.label()).unwrap_or_default()
-            });
+            let label = move || {
+                settings.with(|s| {
+                    s.arms.iter().find(|a| a.kind == kind).map(|a| a.label()).unwrap_or_default()
+                })
+            };
             let extra = match kind {
                 ArmKind::Padam => slider(settings, format!("{k}.p"), "p".into()).into_any(),
                 ArmKind::AdaExp | ArmKind::AdaExp2 => {

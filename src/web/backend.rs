@@ -3,7 +3,7 @@
 
 use burn::tensor::Device;
 use burn::tensor::wgpu::WgpuBackend;
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct BackendInfo {
@@ -19,6 +19,29 @@ fn navigator_has_gpu() -> bool {
         .map(|w| w.navigator())
         .and_then(|n| js_sys::Reflect::get(&n, &JsValue::from_str("gpu")).ok())
         .is_some_and(|gpu| !gpu.is_undefined() && !gpu.is_null())
+}
+
+/// What the browser says about its adapter (`GPUAdapter.info`): wgpu leaves the name empty on
+/// the web. Asking for a second adapter handle is cheap and changes nothing for the first.
+async fn adapter_description() -> Option<String> {
+    let get =
+        |target: &JsValue, key: &str| js_sys::Reflect::get(target, &JsValue::from_str(key)).ok();
+    let navigator = web_sys::window()?.navigator();
+    let gpu = get(&navigator, "gpu")?;
+    let request: js_sys::Function = get(&gpu, "requestAdapter")?.dyn_into().ok()?;
+    let promise: js_sys::Promise = request.call0(&gpu).ok()?.dyn_into().ok()?;
+    let adapter = wasm_bindgen_futures::JsFuture::from(promise).await.ok()?;
+    let info = get(&adapter, "info")?;
+    let mut parts: Vec<String> = ["vendor", "architecture", "device", "description"]
+        .into_iter()
+        .filter_map(|key| get(&info, key)?.as_string())
+        .filter(|text| !text.is_empty())
+        .collect();
+    parts.dedup();
+    if get(&info, "isFallbackAdapter").and_then(|v| v.as_bool()) == Some(true) {
+        parts.push("(software fallback)".into());
+    }
+    (!parts.is_empty()).then(|| parts.join(" "))
 }
 
 /// An autodiff device and what it is.
@@ -44,7 +67,9 @@ pub async fn choose() -> (Device, BackendInfo) {
         Ok((device, setup)) => {
             let info = setup.adapter.get_info();
             let name = if info.name.is_empty() {
-                "WebGPU adapter".to_owned()
+                adapter_description()
+                    .await
+                    .unwrap_or_else(|| "unnamed adapter".to_owned())
             } else {
                 info.name
             };

@@ -1,4 +1,4 @@
-//! A small SVG line chart: axes with ticks, one polyline per series, a legend.
+//! A small SVG line chart: axes with ticks, one polyline per series, a legend underneath.
 
 use leptos::prelude::*;
 
@@ -17,11 +17,26 @@ pub struct Series {
     pub dashed: bool,
 }
 
-/// Fixed axis ranges; `None` fits the data.
+impl Series {
+    /// A plain solid line.
+    pub fn line(label: String, colour: &'static str, points: Vec<(f64, f64)>) -> Self {
+        Series {
+            label,
+            colour,
+            points,
+            faint: false,
+            dashed: false,
+        }
+    }
+}
+
+/// Fixed axis ranges (`None` fits the data) and the y scale.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Ranges {
     pub x: Option<(f64, f64)>,
     pub y: Option<(f64, f64)>,
+    /// Logarithmic y axis (non-positive values are left out), for rates spanning decades.
+    pub log_y: bool,
 }
 
 const WIDTH: f64 = 560.0;
@@ -31,7 +46,15 @@ const RIGHT: f64 = 12.0;
 const TOP: f64 = 24.0;
 const BOTTOM: f64 = 40.0;
 
-fn ticks(lo: f64, hi: f64) -> Vec<f64> {
+/// Five evenly spaced ticks; on a log axis (values are log10) the whole decades instead, when
+/// the range holds at least two.
+fn ticks(lo: f64, hi: f64, log: bool) -> Vec<f64> {
+    let decades: Vec<f64> = (lo.ceil() as i32..=hi.floor() as i32)
+        .map(f64::from)
+        .collect();
+    if log && decades.len() >= 2 {
+        return decades;
+    }
     (0..=4)
         .map(|i| lo + (hi - lo) * f64::from(i) / 4.0)
         .collect()
@@ -54,9 +77,22 @@ pub fn line_chart(
     title: &str,
     x_label: &str,
     y_label: &str,
-    series: Vec<Series>,
-    ranges: Ranges,
-) -> impl IntoView {
+    mut series: Vec<Series>,
+    mut ranges: Ranges,
+) -> impl IntoView + use<> {
+    // A log axis is a linear axis over log10(y); only the tick labels go back to y.
+    let shown = move |v: f64| if ranges.log_y { 10f64.powf(v) } else { v };
+    if ranges.log_y {
+        for s in &mut series {
+            s.points = s
+                .points
+                .iter()
+                .filter(|(_, y)| *y > 0.0)
+                .map(|&(x, y)| (x, y.log10()))
+                .collect();
+        }
+        ranges.y = ranges.y.map(|(lo, hi)| (lo.log10(), hi.log10()));
+    }
     let finite = series
         .iter()
         .flat_map(|s| s.points.iter())
@@ -119,6 +155,7 @@ pub fn line_chart(
             view! {
                 {dots}
                 <polyline
+                    data-series=s.label.clone()
                     points=points
                     fill="none"
                     stroke=s.colour
@@ -129,19 +166,17 @@ pub fn line_chart(
             }
         })
         .collect_view();
+    // The legend sits under the plot (HTML), so it never hides a line.
     let legend = series
         .iter()
         .filter(|s| !s.faint && !s.dashed)
-        .enumerate()
-        .map(|(i, s)| {
-            let y = TOP + 14.0 * i as f64 + 8.0;
+        .map(|s| {
             view! {
-                <line x1=WIDTH - 170.0 x2=WIDTH - 150.0 y1=y y2=y stroke=s.colour stroke-width="2" />
-                <text x=WIDTH - 145.0 y=y + 4.0 class="legend">{s.label.clone()}</text>
+                <li><span class="swatch" style=format!("background: {}", s.colour)></span>{s.label.clone()}</li>
             }
         })
         .collect_view();
-    let x_ticks = ticks(x_lo, x_hi)
+    let x_ticks = ticks(x_lo, x_hi, false)
         .into_iter()
         .map(|x| {
             view! {
@@ -149,17 +184,18 @@ pub fn line_chart(
             }
         })
         .collect_view();
-    let y_ticks = ticks(y_lo, y_hi)
+    let y_ticks = ticks(y_lo, y_hi, ranges.log_y)
         .into_iter()
         .map(|y| {
             view! {
                 <line x1=LEFT x2=WIDTH - RIGHT y1=sy(y) y2=sy(y) class="grid" />
-                <text x=LEFT - 6.0 y=sy(y) + 4.0 class="tick" text-anchor="end">{label(y)}</text>
+                <text x=LEFT - 6.0 y=sy(y) + 4.0 class="tick" text-anchor="end">{label(shown(y))}</text>
             }
         })
         .collect_view();
     view! {
-        <svg class="chart" viewBox=format!("0 0 {WIDTH} {HEIGHT}") role="img" aria-label=title.to_owned()>
+        <figure class="chart">
+        <svg viewBox=format!("0 0 {WIDTH} {HEIGHT}") role="img" aria-label=title.to_owned()>
             <text x=WIDTH / 2.0 y=16 class="title" text-anchor="middle">{title.to_owned()}</text>
             {y_ticks}
             {x_ticks}
@@ -169,7 +205,8 @@ pub fn line_chart(
             <text x=14 y=(TOP + HEIGHT - BOTTOM) / 2.0 class="axis-label" text-anchor="middle"
                 transform=format!("rotate(-90 14 {})", (TOP + HEIGHT - BOTTOM) / 2.0)>{y_label.to_owned()}</text>
             {lines}
-            {legend}
         </svg>
+        <ul class="legend">{legend}</ul>
+        </figure>
     }
 }

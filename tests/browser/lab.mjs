@@ -1,0 +1,246 @@
+// The lab page in a real browser (Debian's chromium driven by npm playwright-core): WebGPU
+// training, schedule slider + URL state, CPU fallback, a corrupt dropped file, a mid-training
+// screenshot, and a browser export that `adaexp plot` accepts. Ends with `N passed, M failed`
+// and exits non-zero when any check failed.
+//
+// Usage: node tests/browser/lab.mjs DIST_DIR ARTIFACT_DIR
+//   DIST_DIR: the built page (`trunk build`), with a CIFAR-10 subset in DIST_DIR/data/.
+//   ARTIFACT_DIR: where screenshots, the exported run and its plots go.
+//   ADAEXP: the adaexp binary for the export check (skipped with a failure when unset).
+//   CHROMIUM: the browser (default /usr/bin/chromium).
+import { createServer } from 'node:http';
+import { readFile, mkdir, stat } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { extname, join, normalize, resolve } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const [distArg, artifactArg] = process.argv.slice(2);
+if (!distArg || !artifactArg) {
+  console.error('usage: node tests/browser/lab.mjs DIST_DIR ARTIFACT_DIR');
+  process.exit(2);
+}
+const dist = resolve(distArg);
+const artifacts = resolve(artifactArg);
+await mkdir(artifacts, { recursive: true });
+
+// Small enough to finish on SwiftShader within minutes: 4 steps of 50 images per arm.
+const RUN = 'epochs=1&train=200&test=100&batch=50';
+const DEFAULT_ARMS = ['SGDM', 'Adam', 'Padam p=0.125', 'AdaExp 0.5→0 linear'];
+const MINUTE = 60_000;
+
+// --- a static server for the built page --------------------------------------------------
+const MIME = {
+  '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm',
+  '.css': 'text/css', '.bin': 'application/octet-stream', '.md': 'text/plain',
+};
+const server = createServer(async (req, res) => {
+  const path = normalize(decodeURIComponent(new URL(req.url, 'http://x').pathname));
+  let file = join(dist, path);
+  if (!file.startsWith(dist)) { res.writeHead(403).end(); return; }
+  try {
+    if ((await stat(file)).isDirectory()) file = join(file, 'index.html');
+    const body = await readFile(file);
+    res.writeHead(200, { 'content-type': MIME[extname(file)] ?? 'application/octet-stream' });
+    res.end(body);
+  } catch {
+    res.writeHead(404).end();
+  }
+});
+await new Promise(ok => server.listen(0, '127.0.0.1', ok));
+const base = `http://127.0.0.1:${server.address().port}/`;
+
+// --- checks -------------------------------------------------------------------------------
+const results = [];
+async function check(name, body) {
+  const t0 = Date.now();
+  try {
+    await body();
+    results.push(true);
+    console.log(`ok   ${name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+  } catch (e) {
+    results.push(false);
+    console.log(`FAIL ${name} (${((Date.now() - t0) / 1000).toFixed(1)} s)\n     ${String(e.stack ?? e).split('\n').join('\n     ')}`);
+  }
+}
+function expect(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+async function launch(webgpu) {
+  const args = ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync'];
+  if (webgpu) args.push('--enable-unsafe-webgpu');
+  return chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args, headless: true });
+}
+
+async function open(browser, query, log) {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 }, acceptDownloads: true });
+  page.on('console', m => { if (m.type() === 'error') log.push(`console: ${m.text().slice(0, 300)}`); });
+  page.on('pageerror', e => log.push(`pageerror: ${e.message}`));
+  await page.goto(base + query);
+  await page.waitForFunction(() => {
+    const badge = document.querySelector('#backend');
+    return badge && !badge.textContent.includes('Looking');
+  }, null, { timeout: MINUTE });
+  return page;
+}
+
+// Finite points of every polyline in a chart, by series label.
+function seriesPoints(page, chart) {
+  return page.$$eval(`${chart} polyline[data-series]`, lines => Object.fromEntries(lines.map(l => [
+    l.dataset.series,
+    l.getAttribute('points').trim().split(/\s+/).filter(Boolean)
+      .map(p => p.split(',').map(Number)).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y)).length,
+  ])));
+}
+
+async function waitForPoints(page, chart, labels, atLeast, timeout) {
+  await page.waitForFunction(({ chart, labels, atLeast }) => labels.every(label => {
+    const line = document.querySelector(`${chart} polyline[data-series="${label}"]`);
+    if (!line) return false;
+    const points = line.getAttribute('points').trim().split(/\s+/).filter(Boolean)
+      .map(p => p.split(',').map(Number)).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
+    return points.length >= atLeast;
+  }), { chart, labels, atLeast }, { timeout, polling: 500 });
+}
+
+async function startAndWaitForLoss(page, started) {
+  await page.waitForFunction(() => !document.querySelector('#start').disabled, null, { timeout: MINUTE });
+  await page.click('#start');
+  await waitForPoints(page, '#loss-chart', DEFAULT_ARMS, 1, 8 * MINUTE);
+  return (Date.now() - started) / 1000;
+}
+
+async function waitFinished(page, timeout) {
+  await page.waitForFunction(() => /^(Finished|Stopped)/.test(document.querySelector('#run-state').textContent),
+    null, { timeout, polling: 500 });
+  const state = await page.textContent('#run-state');
+  expect(state.startsWith('Finished'), `run ended with: ${state}`);
+}
+
+const facts = [];
+const gpu = await launch(true);
+const gpuLog = [];
+
+await check('1. WebGPU: badge, all default arms train, epoch-1 test accuracy', async () => {
+  const started = Date.now();
+  const page = await open(gpu, `?${RUN}`, gpuLog);
+  const badge = await page.textContent('#backend');
+  expect(badge.startsWith('WebGPU'), `badge says "${badge}"`);
+  expect(await page.isHidden('#cpu-notice'), 'the CPU notice shows although WebGPU was found');
+  const firstPoint = await startAndWaitForLoss(page, started);
+  facts.push(`WebGPU: first loss point ${firstPoint.toFixed(0)} s after opening the page`);
+
+  await check('5. screenshot mid-training', async () => {
+    const state = await page.textContent('#run-state');
+    expect(state.startsWith('Training'), `not training at screenshot time: ${state}`);
+    const path = join(artifacts, 'mid-training.png');
+    await page.screenshot({ path, fullPage: true });
+    expect((await stat(path)).size > 10_000, `${path} is suspiciously small`);
+    facts.push(`screenshot: ${path}`);
+  });
+
+  await waitForPoints(page, '#loss-chart', DEFAULT_ARMS, 3, 8 * MINUTE);
+  await waitFinished(page, 10 * MINUTE);
+  const loss = await seriesPoints(page, '#loss-chart');
+  for (const arm of DEFAULT_ARMS) expect(loss[arm] >= 3, `${arm}: ${loss[arm]} finite loss points`);
+  const accuracy = await seriesPoints(page, '#accuracy-chart');
+  for (const arm of DEFAULT_ARMS) expect(accuracy[arm] === 1, `${arm}: ${accuracy[arm]} epoch accuracy points, expected 1`);
+  const rates = await page.$$eval('#throughput li', items => items.map(i => i.textContent));
+  expect(rates.length === DEFAULT_ARMS.length, `throughput lines: ${JSON.stringify(rates)}`);
+  facts.push(`WebGPU: ${await page.textContent('#run-state')} ${rates.join('; ')}`);
+  await page.screenshot({ path: join(artifacts, 'finished-webgpu.png'), fullPage: true });
+
+  await check('6. Export JSON is an `adaexp run` result that `adaexp plot` plots', async () => {
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export-json')]);
+    const path = join(artifacts, 'browser-run.jsonl');
+    await download.saveAs(path);
+    const records = (await readFile(path, 'utf8')).trim().split('\n').map(line => JSON.parse(line));
+    expect(records[0].type === 'run', `first record is ${records[0].type}, expected run`);
+    const epochs = records.filter(r => r.type === 'epoch');
+    expect(epochs.length === DEFAULT_ARMS.length, `${epochs.length} epoch records`);
+    expect(epochs.every(e => Number.isFinite(e.test_accuracy)), 'non-finite test accuracy in the export');
+    expect(process.env.ADAEXP, 'ADAEXP (the adaexp binary) is not set');
+    const out = join(artifacts, 'plot');
+    const plot = spawnSync(process.env.ADAEXP, ['plot', path, '--out', out], { encoding: 'utf8' });
+    expect(plot.status === 0, `adaexp plot failed: ${plot.stderr}`);
+    expect((await stat(join(out, 'summary.md'))).size > 0, 'no summary.md from adaexp plot');
+  });
+  await page.close();
+});
+await gpu.close();
+
+const cpu = await launch(false);
+const cpuLog = [];
+
+await check('2. the p-end slider changes the preview and the URL; reloading restores it', async () => {
+  const page = await open(cpu, `?${RUN}`, cpuLog);
+  const before = await page.innerHTML('#preview');
+  const path = await page.innerHTML('#trajectories svg');
+  // Times the redraw: the reactive updates run as tasks right after the input event.
+  const redraw = await page.$eval('input[name="ax.p1"]', async input => {
+    const path = document.querySelector('#trajectories svg').innerHTML;
+    const t0 = performance.now();
+    input.value = '0.3';
+    input.dispatchEvent(new Event('input', { bubbles: true }));
+    while (document.querySelector('#trajectories svg').innerHTML === path && performance.now() - t0 < 10_000) {
+      await new Promise(done => setTimeout(done, 0));
+    }
+    return performance.now() - t0;
+  });
+  facts.push(`moving a p slider: the trajectory is redrawn ${redraw.toFixed(0)} ms later (120 ms of it waiting for the slider to rest)`);
+  await page.waitForFunction(html => document.querySelector('#preview').innerHTML !== html, before, { timeout: 10_000 });
+  expect(await page.innerHTML('#trajectories svg') !== path, 'the AdaExp trajectory did not change with p end');
+  await page.waitForFunction(() => new URL(location.href).searchParams.get('ax.p1') === '0.3', null, { timeout: 10_000 });
+  expect(await page.textContent('input[name="ax.p1"] + output') === '0.3', 'the slider readout does not say 0.3');
+  await page.reload();
+  await page.waitForSelector('input[name="ax.p1"]');
+  const restored = await page.$eval('input[name="ax.p1"]', input => input.value);
+  expect(restored === '0.3', `after reload the slider is at ${restored}`);
+  await page.close();
+});
+
+await check('3. without WebGPU: the CPU notice shows and training still produces points', async () => {
+  const started = Date.now();
+  const page = await open(cpu, `?${RUN}`, cpuLog);
+  const badge = await page.textContent('#backend');
+  expect(badge.startsWith('CPU'), `badge says "${badge}"`);
+  expect(await page.isVisible('#cpu-notice'), 'no CPU notice');
+  const notice = await page.textContent('#cpu-notice');
+  expect(/WebGPU/.test(notice), `the notice does not say why: "${notice}"`);
+  const firstPoint = await startAndWaitForLoss(page, started);
+  facts.push(`CPU: first loss point ${firstPoint.toFixed(0)} s after opening the page`);
+  await waitForPoints(page, '#loss-chart', DEFAULT_ARMS, 3, 5 * MINUTE);
+  await waitFinished(page, 5 * MINUTE);
+  const rates = await page.$$eval('#throughput li', items => items.map(i => i.textContent));
+  facts.push(`CPU: ${await page.textContent('#run-state')} ${rates.join('; ')}`);
+  await page.close();
+});
+
+await check('4. a dropped corrupt .bin file shows an error and the page keeps working', async () => {
+  const page = await open(cpu, `?${RUN}`, cpuLog);
+  await page.waitForFunction(() => !document.querySelector('#start').disabled, null, { timeout: MINUTE });
+  const transfer = await page.evaluateHandle(() => {
+    const transfer = new DataTransfer();
+    transfer.items.add(new File([new Uint8Array(5000).fill(7)], 'data_batch_1.bin'));
+    return transfer;
+  });
+  await page.dispatchEvent('#data', 'drop', { dataTransfer: transfer });
+  await page.waitForFunction(() => /not usable/.test(document.querySelector('#data-status').textContent),
+    null, { timeout: 10_000 });
+  const status = await page.textContent('#data-status');
+  expect(status.includes('data_batch_1.bin'), `the error does not name the file: "${status}"`);
+  expect(await page.isEnabled('#start'), 'Start is disabled after the bad file');
+  await startAndWaitForLoss(page, Date.now());
+  await page.click('#pause');
+  await page.close();
+});
+await cpu.close();
+server.close();
+
+for (const line of [...gpuLog, ...cpuLog]) console.log(line);
+for (const fact of facts) console.log(`measured: ${fact}`);
+const passed = results.filter(Boolean).length;
+const failed = results.length - passed;
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed === 0 ? 0 : 1);
