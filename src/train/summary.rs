@@ -39,15 +39,18 @@ impl Spread {
     }
 }
 
-/// Exponential moving average with weight `weight` on the past, for noisy per-step losses.
+/// Debiased exponential moving average (TensorBoard's smoothing) with weight `weight` on the
+/// past: each point is the mean of all points so far weighted by `weight^age`, so early points
+/// are not dragged toward the first one.
 pub fn smooth(points: &[(f64, f64)], weight: f64) -> Vec<(f64, f64)> {
-    let mut average = None;
+    let mut average = 0.0;
+    let mut mass = 0.0;
     points
         .iter()
         .map(|&(x, y)| {
-            let next = average.map_or(y, |a: f64| weight * a + (1.0 - weight) * y);
-            average = Some(next);
-            (x, next)
+            average = weight * average + (1.0 - weight) * y;
+            mass = weight * mass + (1.0 - weight);
+            (x, average / mass)
         })
         .collect()
 }
@@ -236,9 +239,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn smoothing_is_an_ema() {
+    fn smoothing_is_a_debiased_ema() {
         let s = smooth(&[(1.0, 1.0), (2.0, 3.0), (3.0, 3.0)], 0.5);
-        assert_eq!(s, vec![(1.0, 1.0), (2.0, 2.0), (3.0, 2.5)]);
+        // Weights 0.5^age: (1), (0.5·1 + 3)/1.5, (0.25·1 + 0.5·3 + 3)/1.75.
+        let expected = [1.0, 3.5 / 1.5, 4.75 / 1.75];
+        for ((x, y), (i, e)) in s.iter().zip(expected.iter().enumerate()) {
+            assert_eq!(*x, i as f64 + 1.0);
+            assert!((y - e).abs() < 1e-12, "{y} vs {e}");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //   ARTIFACT_DIR: where screenshots, the exported run and its plots go.
 //   ADAEXP: the adaexp binary for the export check (skipped with a failure when unset).
 //   CHROMIUM: the browser (default /usr/bin/chromium).
+//   CHECKS: a comma-separated list of check numbers to run instead of all.
 import { createServer } from 'node:http';
 import { readFile, mkdir, stat } from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';
@@ -51,7 +52,10 @@ const base = `http://127.0.0.1:${server.address().port}/`;
 
 // --- checks -------------------------------------------------------------------------------
 const results = [];
+// CHECKS=2,7 runs only those checks (while working on one).
+const only = process.env.CHECKS?.split(',');
 async function check(name, body) {
+  if (only && !only.includes(name.split('.')[0])) return;
   const t0 = Date.now();
   try {
     await body();
@@ -166,6 +170,32 @@ await check('1. WebGPU: badge, all default arms train, epoch-1 test accuracy', a
     expect(plot.status === 0, `adaexp plot failed: ${plot.stderr}`);
     expect((await stat(join(out, 'summary.md'))).size > 0, 'no summary.md from adaexp plot');
   });
+  await page.close();
+});
+await check('7. losing the GPU device mid-training stops the run with a message', async () => {
+  const page = await gpu.newPage({ viewport: { width: 1400, height: 1000 } });
+  page.on('pageerror', e => gpuLog.push(`pageerror (expected in check 7): ${e.message}`));
+  // Keep every device the page asks for, so that the test can destroy it.
+  await page.addInitScript(() => {
+    const requestDevice = GPUAdapter.prototype.requestDevice;
+    GPUAdapter.prototype.requestDevice = async function (...args) {
+      const device = await requestDevice.apply(this, args);
+      (window.__devices ||= []).push(device);
+      return device;
+    };
+  });
+  await page.goto(base + `?${RUN}`);
+  await page.waitForFunction(() => document.querySelector('#backend')?.textContent.startsWith('WebGPU'),
+    null, { timeout: MINUTE });
+  await startAndWaitForLoss(page, Date.now());
+  const destroyed = await page.evaluate(() => (window.__devices || []).map(d => d.destroy()).length);
+  expect(destroyed > 0, 'the page asked for no GPU device');
+  await page.waitForFunction(() => document.querySelector('#fatal').textContent.length > 0
+    || /^Stopped/.test(document.querySelector('#run-state').textContent), null, { timeout: 3 * MINUTE, polling: 500 });
+  const message = (await page.textContent('#fatal')) || (await page.textContent('#run-state'));
+  facts.push(`device loss: "${message.slice(0, 200)}"`);
+  // The tab still answers.
+  expect(await page.evaluate(() => 1 + 1) === 2, 'the tab does not answer');
   await page.close();
 });
 await gpu.close();

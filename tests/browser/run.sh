@@ -11,10 +11,13 @@ work="${BROWSER_TEST_DIR:-$target_dir/browser-test}"
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 step() { printf '\n== browser test: %s (%s)\n' "$*" "$(date +%T)"; }
 
-if ! command -v chromium >/dev/null; then
-  step installing chromium
+missing=()
+command -v chromium >/dev/null || missing+=(chromium chromium-driver)
+command -v npm >/dev/null || missing+=(nodejs npm)
+if [ ${#missing[@]} -gt 0 ]; then
+  step installing "${missing[@]}"
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 if [ ! -d tests/browser/node_modules/playwright-core ]; then
   step installing playwright-core
