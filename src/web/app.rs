@@ -636,20 +636,29 @@ fn number_input(
     step: &'static str,
 ) -> impl IntoView {
     let read_key = key.clone();
+    // A rejected value stays in the box, marked, with the reason, until it is corrected.
+    let problem = RwSignal::new(None::<String>);
     view! {
-        <label>
+        <label class:invalid=move || problem.with(Option::is_some)>
             <span>{label}</span>
             <input type="number" step=step name=key.clone()
+                title=move || problem.get().unwrap_or_default()
                 prop:value=move || settings.with(|s| s.get(&read_key).unwrap_or_default())
                 on:change=move |ev| {
                     let value = event_target_value(&ev);
-                    settings.update(|s| {
-                        let mut next = s.clone();
-                        if next.set(&key, &value).is_ok() && next.experiment().validate().is_ok() {
-                            *s = next;
-                        }
+                    let mut next = settings.get_untracked();
+                    let outcome = next.set(&key, &value).and_then(|()| {
+                        next.experiment().validate().map_err(|e| e.message)
                     });
+                    match outcome {
+                        Ok(()) => {
+                            problem.set(None);
+                            settings.set(next);
+                        }
+                        Err(why) => problem.set(Some(why)),
+                    }
                 } />
+            <small class="problem">{move || problem.get()}</small>
         </label>
     }
 }

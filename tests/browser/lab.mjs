@@ -230,6 +230,24 @@ await check('2. the p-end slider changes the preview and the URL; reloading rest
   await page.close();
 });
 
+await check('8. an out-of-range number is marked with the reason and not applied', async () => {
+  const page = await open(cpu, `?${RUN}`, cpuLog);
+  await page.fill('input[name="beta2"]', '1.5');
+  await page.press('input[name="beta2"]', 'Enter');
+  await page.locator('input[name="beta2"]').blur();
+  await page.waitForFunction(() => document.querySelector('input[name="beta2"]').closest('label')
+    .classList.contains('invalid'), null, { timeout: 10_000 });
+  const reason = await page.textContent('label.invalid .problem');
+  expect(/\[0, 1\)|< 1|less than 1/.test(reason), `the reason does not give the range: "${reason}"`);
+  const url = new URL(page.url());
+  expect(url.searchParams.get('beta2') === '0.999', `the URL took the bad value: ${url.search}`);
+  await page.fill('input[name="beta2"]', '0.99');
+  await page.locator('input[name="beta2"]').blur();
+  await page.waitForFunction(() => new URL(location.href).searchParams.get('beta2') === '0.99', null, { timeout: 10_000 });
+  expect(await page.locator('label.invalid').count() === 0, 'still marked invalid after a good value');
+  await page.close();
+});
+
 await check('3. without WebGPU: the CPU notice shows and training still produces points', async () => {
   const started = Date.now();
   const page = await open(cpu, `?${RUN}`, cpuLog);
