@@ -268,6 +268,7 @@ impl Session {
             .filter(|a| a.status == ArmStatus::Running)
         {
             records.push(arm.train_step(&batch, epoch, self.steps_per_epoch).await?);
+            yield_to_browser().await;
         }
         self.batch += 1;
         if self.batch == self.steps_per_epoch {
@@ -452,6 +453,13 @@ impl Arm {
 }
 
 /// Mean test loss and accuracy, without gradients and with batch norm in inference mode.
+/// In the browser, lets the page paint and handle input between pieces of work: on the CPU
+/// backend one arm's step is synchronous work of up to a second. Natively it does nothing.
+async fn yield_to_browser() {
+    #[cfg(target_arch = "wasm32")]
+    gloo_timers::future::sleep(Duration::ZERO).await;
+}
+
 async fn evaluate(
     model: &Model,
     set: &ImageSet,
@@ -469,6 +477,7 @@ async fn evaluate(
         let stats = read(stats).await?;
         loss_sum += f64::from(stats[0]) * chunk.len() as f64;
         correct += f64::from(stats[1]);
+        yield_to_browser().await;
     }
     let n = set.len().max(1) as f64;
     Ok((loss_sum / n, correct / n))

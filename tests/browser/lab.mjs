@@ -256,10 +256,24 @@ await check('3. without WebGPU: the CPU notice shows and training still produces
   expect(await page.isVisible('#cpu-notice'), 'no CPU notice');
   const notice = await page.textContent('#cpu-notice');
   expect(/WebGPU/.test(notice), `the notice does not say why: "${notice}"`);
+  // The main thread's longest busy stretch while training, seen as the gaps of a 50 ms timer.
+  await page.evaluate(() => {
+    window.__gaps = [];
+    let last = performance.now();
+    setInterval(() => { const now = performance.now(); window.__gaps.push(now - last); last = now; }, 50);
+  });
   const firstPoint = await startAndWaitForLoss(page, started);
   facts.push(`CPU: first loss point ${firstPoint.toFixed(0)} s after opening the page`);
+  // The charts update while the run goes on, not only once it is over.
+  await page.waitForFunction(labels => {
+    const line = document.querySelector(`#loss-chart polyline[data-series="${labels[0]}"]`);
+    const points = line ? line.getAttribute('points').trim().split(/\s+/).filter(Boolean).length : 0;
+    return points >= 2 && document.querySelector('#run-state').textContent.startsWith('Training');
+  }, DEFAULT_ARMS, { timeout: 5 * MINUTE, polling: 200 });
   await waitForPoints(page, '#loss-chart', DEFAULT_ARMS, 3, 5 * MINUTE);
   await waitFinished(page, 5 * MINUTE);
+  const longest = await page.evaluate(() => Math.max(...window.__gaps));
+  facts.push(`CPU: longest main-thread stretch without a timer tick while training: ${longest.toFixed(0)} ms`);
   const rates = await page.$$eval('#throughput li', items => items.map(i => i.textContent));
   facts.push(`CPU: ${await page.textContent('#run-state')} ${rates.join('; ')}`);
   await page.close();
