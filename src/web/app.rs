@@ -15,6 +15,8 @@ use crate::data::Splits;
 use crate::lab::{ArmKind, LabSettings, Shape};
 use crate::optim::LrSchedule;
 use crate::trace::{TestFunction, TraceSpec, run_trace};
+use crate::train::summary::smooth;
+use crate::train::{Record, RunInfo, Session};
 
 const TRACE_START: [f64; 2] = [-1.5, 2.0];
 const TRACE_STEPS: u64 = 600;
@@ -24,8 +26,6 @@ const TRACE_VIEW: ((f64, f64), (f64, f64)) = ((-2.0, 2.0), (-1.0, 3.0));
 const TRACE_SETTLE_MS: u64 = 120;
 /// Trajectories kept, so that moving a slider back and forth reuses them.
 const TRACE_CACHE: usize = 64;
-use crate::train::summary::smooth;
-use crate::train::{Record, RunInfo, Session};
 
 #[derive(Clone, Debug, PartialEq)]
 enum RunState {
