@@ -9,7 +9,7 @@
 
 use crate::data::Dataset;
 use crate::model::ModelSpec;
-use crate::optim::spec::{AdaExpSpec, AdamSpec, PadamSpec, SgdmSpec};
+use crate::optim::spec::{AdaExpSpec, AdamSpec, PadamSpec, SgdmSpec, check_positive};
 use crate::optim::{Length, LrSchedule, OptimizerSpec, Schedule, SpecError, WeightDecay};
 use crate::trace::{TestFunction, TraceSpec};
 use crate::train::{ArmSpec, ExperimentSpec};
@@ -316,9 +316,7 @@ impl LabSettings {
             "seed" => self.seed = parse_number(value)?,
             "trace_lr" => {
                 let lr = parse_finite(value)?;
-                if lr <= 0.0 {
-                    return Err(format!("must be a positive learning rate, got {value}"));
-                }
+                check_positive(key, lr).map_err(|e| e.message)?;
                 self.trace_lr = lr;
             }
             _ => return Err(unknown()),

@@ -452,7 +452,6 @@ impl Arm {
     }
 }
 
-/// Mean test loss and accuracy, without gradients and with batch norm in inference mode.
 /// In the browser, lets the page paint and handle input between pieces of work: on the CPU
 /// backend one arm's step is synchronous work of up to a second. Natively it does nothing.
 async fn yield_to_browser() {
@@ -460,6 +459,7 @@ async fn yield_to_browser() {
     gloo_timers::future::sleep(Duration::ZERO).await;
 }
 
+/// Mean test loss and accuracy, without gradients and with batch norm in inference mode.
 async fn evaluate(
     model: &Model,
     set: &ImageSet,

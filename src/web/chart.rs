@@ -49,11 +49,13 @@ const BOTTOM: f64 = 40.0;
 /// Five evenly spaced ticks; on a log axis (values are log10) the whole decades instead, when
 /// the range holds at least two.
 fn ticks(lo: f64, hi: f64, log: bool) -> Vec<f64> {
-    let decades: Vec<f64> = (lo.ceil() as i32..=hi.floor() as i32)
-        .map(f64::from)
-        .collect();
-    if log && decades.len() >= 2 {
-        return decades;
+    if log {
+        let decades: Vec<f64> = (lo.ceil() as i32..=hi.floor() as i32)
+            .map(f64::from)
+            .collect();
+        if decades.len() >= 2 {
+            return decades;
+        }
     }
     (0..=4)
         .map(|i| lo + (hi - lo) * f64::from(i) / 4.0)
