@@ -44,6 +44,19 @@ impl ArmKind {
         }
     }
 
+    /// The arm's name in the run: its id in records, live edits and chart series. Fixed per
+    /// kind, so that moving a slider never renames (or re-addresses) a running arm; `label`
+    /// is the display text with the values.
+    pub fn name(self) -> &'static str {
+        match self {
+            ArmKind::Sgdm => "SGDM",
+            ArmKind::Adam => "Adam",
+            ArmKind::Padam => "Padam",
+            ArmKind::AdaExp => "AdaExp",
+            ArmKind::AdaExp2 => "AdaExp #2",
+        }
+    }
+
     fn has_schedule(self) -> bool {
         matches!(self, ArmKind::AdaExp | ArmKind::AdaExp2)
     }
@@ -449,7 +462,7 @@ impl LabSettings {
                 .iter()
                 .filter(|a| a.enabled)
                 .map(|a| ArmSpec {
-                    name: a.label(),
+                    name: a.kind.name().to_owned(),
                     optimizer: self.optimizer(a),
                     lr: LrSchedule::constant(a.lr),
                 })
@@ -593,5 +606,23 @@ mod tests {
         // 6 epochs of 10 steps: p = 0.5 through step 30, then 0.
         assert_eq!(schedule.value(30, 10), 0.5);
         assert_eq!(schedule.value(31, 10), 0.0);
+    }
+
+    mod never_panic {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::fuzz::{config, mutated_text};
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn query_string(bytes in mutated_text(&LabSettings::default().to_query())) {
+                let (settings, _) = LabSettings::from_query(&String::from_utf8_lossy(&bytes));
+                // Whatever came in, what comes out is a valid experiment.
+                prop_assert!(settings.experiment().validate().is_ok());
+            }
+        }
     }
 }

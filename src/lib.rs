@@ -8,6 +8,9 @@ pub mod optim;
 pub mod trace;
 pub mod train;
 
+#[cfg(test)]
+mod fuzz;
+
 #[cfg(not(target_arch = "wasm32"))]
 pub mod cli;
 #[cfg(target_arch = "wasm32")]

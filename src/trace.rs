@@ -53,6 +53,10 @@ pub struct TraceSpec {
     pub lr: LrSchedule,
 }
 
+/// The most steps one trace takes: its rows are kept in memory (a million rows is ~50 MB), and
+/// no 2-D picture needs more.
+pub const MAX_TRACE_STEPS: u64 = 1_000_000;
+
 impl TraceSpec {
     pub fn validate(&self) -> Result<(), SpecError> {
         if self.start.iter().any(|v| !v.is_finite()) {
@@ -61,8 +65,24 @@ impl TraceSpec {
                 format!("must be two finite numbers, got {:?}", self.start),
             ));
         }
-        if self.steps == 0 {
-            return Err(SpecError::new("steps", "must be at least 1, got 0"));
+        // The trace computes in f32: a start whose function value overflows it gives only NaN.
+        let f = self.function.value(self.start[0], self.start[1]);
+        if !f.is_finite() || f.abs() > f64::from(f32::MAX) {
+            return Err(SpecError::new(
+                "start",
+                format!(
+                    "f({}, {}) = {f:e} exceeds the f32 range (±{:e}) the trace computes in; start closer to the minimum",
+                    self.start[0],
+                    self.start[1],
+                    f32::MAX
+                ),
+            ));
+        }
+        if !(1..=MAX_TRACE_STEPS).contains(&self.steps) {
+            return Err(SpecError::new(
+                "steps",
+                format!("must be in 1..={MAX_TRACE_STEPS}, got {}", self.steps),
+            ));
         }
         self.lr.validate()?;
         self.optimizer.validate()

@@ -196,3 +196,40 @@ fn bad_flags_fail_with_one_line_naming_the_flag() {
     assert!(!point.status.success());
     assert!(stderr.contains("--start"), "{stderr}");
 }
+
+#[test]
+fn limits_are_errors_that_say_the_limit() {
+    let run = |steps: &str, start: &str| {
+        adaexp(&[
+            "trace",
+            "--function",
+            "rosenbrock",
+            &format!("--start={start}"),
+            "--steps",
+            steps,
+            "--optimizer",
+            "adam",
+        ])
+    };
+    for steps in ["1000000000", "18446744073709551615"] {
+        let output = run(steps, "0,0");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "--steps {steps} succeeded");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains("--steps") && stderr.contains("1..=1000000"),
+            "{stderr}"
+        );
+    }
+    // Finite in f64, but f = 1e1202 is infinite in the f32 the trace computes in.
+    let output = run("10", "1e300,1e300");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("--start") && stderr.contains("f32"),
+        "{stderr}"
+    );
+    // The largest start whose value f32 holds still traces, with finite rows.
+    let output = run("3", "100,0");
+    assert!(output.status.success(), "{output:?}");
+}

@@ -91,6 +91,9 @@ pub fn run(args: DataArgs) -> anyhow::Result<()> {
             no_subset,
             subset,
         } => {
+            if !no_subset {
+                subset.validate()?;
+            }
             let source = Source {
                 url,
                 sha256: sha256.to_lowercase(),
@@ -103,9 +106,21 @@ pub fn run(args: DataArgs) -> anyhow::Result<()> {
             Ok(())
         }
         DataCommand::Subset { data, subset } => {
+            subset.validate()?;
             let splits = cifar::load(&data)?;
             write_subset(&splits, &subset)
         }
+    }
+}
+
+impl SubsetArgs {
+    fn validate(&self) -> anyhow::Result<()> {
+        for (flag, size) in [("--train", self.train), ("--test", self.test)] {
+            if size == 0 {
+                bail!("{flag}: must be at least 1 image, got 0");
+            }
+        }
+        Ok(())
     }
 }
 
@@ -132,7 +147,7 @@ fn write_subset(splits: &Splits, args: &SubsetArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -163,9 +178,11 @@ pub struct Source {
 }
 
 impl Source {
+    /// The official archive, from `ADAEXP_CIFAR10_URL` when set (a mirror or a local copy
+    /// served over HTTP; the checksums stay the official ones).
     pub fn official() -> Self {
         Source {
-            url: CIFAR_URL.into(),
+            url: std::env::var("ADAEXP_CIFAR10_URL").unwrap_or_else(|_| CIFAR_URL.into()),
             sha256: CIFAR_SHA256.into(),
             md5: CIFAR_MD5.into(),
         }
@@ -250,12 +267,18 @@ pub fn fetch_cifar10(dir: &Path, source: &Source) -> anyhow::Result<Splits> {
         );
         return Ok(splits);
     }
+    let created = !dir.exists();
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let archive = dir.join(CIFAR_ARCHIVE);
     if archive.is_file() && source.verify(&archive).is_ok() {
         println!("{} is already downloaded and verified", archive.display());
+    } else if let Err(e) = download(source, &archive) {
+        if created {
+            // Leave no empty folder behind (remove_dir only removes an empty one).
+            let _ = std::fs::remove_dir(dir);
+        }
+        return Err(e);
     } else {
-        download(source, &archive)?;
         println!("downloaded and verified {}", archive.display());
     }
     let file = std::fs::File::open(&archive)
@@ -295,7 +318,12 @@ pub fn load(dataset: Dataset, path: &Path, fetch_missing: bool) -> anyhow::Resul
     match dataset {
         Dataset::Cifar10 => match cifar::load(path) {
             Ok(splits) => Ok(splits),
-            Err(_) if fetch_missing => fetch_cifar10(path, &Source::official()),
+            Err(_) if fetch_missing => fetch_cifar10(path, &Source::official()).map_err(|e| {
+                anyhow::anyhow!(
+                    "{e:#}. CIFAR-10 is not in {} and could not be fetched. Without internet: pass --data PATH with the CIFAR-10 batch files (or cifar-10-binary.tar.gz) copied from elsewhere, or run `--preset fashion-quick`, which needs no download (Debian's dataset-fashion-mnist)",
+                    path.display()
+                )
+            }),
             Err(e) => Err(e.into()),
         },
         Dataset::FashionMnist => Ok(idx::load(path).map_err(|e| {

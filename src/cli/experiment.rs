@@ -94,3 +94,20 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod never_panic {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::fuzz::{config, mutated_text};
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn experiment_toml(bytes in mutated_text(PRESETS[0].1)) {
+            let _ = parse("x.toml", &String::from_utf8_lossy(&bytes));
+        }
+    }
+}

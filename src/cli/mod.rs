@@ -4,6 +4,7 @@ mod backend;
 mod bench;
 mod data;
 mod experiment;
+mod halt;
 mod output;
 mod plot;
 mod results;

@@ -31,6 +31,7 @@ pub fn run(args: PlotArgs) -> anyhow::Result<()> {
     for file in &files {
         runs.extend(Run::split(read_records(file)?));
     }
+    let runs = unique_runs(runs);
     let out = args.out.unwrap_or_else(|| {
         args.paths
             .iter()
@@ -44,6 +45,24 @@ pub fn run(args: PlotArgs) -> anyhow::Result<()> {
     }
     println!("figures in {}", out.display());
     Ok(())
+}
+
+/// Each (experiment, seed) once: the same file given twice (as itself and inside its folder),
+/// or two copies of one run, must not count as two seeds. The first one read is kept.
+pub fn unique_runs(runs: Vec<Run>) -> Vec<Run> {
+    let mut seen = std::collections::HashSet::new();
+    runs.into_iter()
+        .filter(|run| {
+            let fresh = seen.insert((run.info.experiment.name.clone(), run.info.seed));
+            if !fresh {
+                eprintln!(
+                    "note: seed {} of '{}' was given more than once; counting it once",
+                    run.info.seed, run.info.experiment.name
+                );
+            }
+            fresh
+        })
+        .collect()
 }
 
 /// Prints the summary table and writes it as `{prefix}summary.md`.

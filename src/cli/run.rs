@@ -7,11 +7,12 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::backend::{self, Backend};
-use super::results::{self, RecordWriter};
+use super::halt::{self, Point};
+use super::results::{self, RecordWriter, Synced, result_files};
 use super::{data, experiment, plot, write_atomic};
 use crate::data::Splits;
 use crate::train::summary::{Run, summarize};
-use crate::train::{ExperimentSpec, Record, Session};
+use crate::train::{ExperimentSpec, Record, RunInfo, Session};
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -64,7 +65,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| Path::new("results").join(&spec.name));
-    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    // Before any work: a folder holding another experiment's results is not ours to add to.
+    check_folder(&out, &spec)?;
 
     let data_path = args
         .data
@@ -72,6 +74,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| data::default_path(spec.dataset));
     let splits = data::load(spec.dataset, &data_path, args.data.is_none())?
         .subset(spec.train_size, spec.test_size, spec.subset_seed)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", data_path.display()))?;
+    splits
+        .check_shapes()
+        .and_then(|()| spec.model.check_input(splits.train.shape))
         .map_err(|e| anyhow::anyhow!("{}: {e}", data_path.display()))?;
     let (device, backend_name) = backend::choose(args.backend)?;
     println!(
@@ -86,9 +92,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         spec.seeds
     );
 
-    let mut runs = Vec::new();
+    let folder = NewFolder::create(&out)?;
     for &seed in &spec.seeds {
-        let records = run_seed(
+        run_seed(
             &spec,
             seed,
             &splits,
@@ -97,8 +103,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             &out,
             args.resume,
         )?;
-        runs.extend(Run::split(records));
     }
+    folder.keep();
+    halt::point(Point::Summary);
+
+    // The summary covers every run of this experiment in the folder, not only this call's seeds.
+    let runs = plot::unique_runs(read_runs(&result_files(std::slice::from_ref(&out))?)?);
     let summary = summarize(&runs).expect("at least one run");
     write_atomic(
         &out.join("summary.json"),
@@ -110,6 +120,126 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     println!("results in {}", out.display());
     Ok(())
+}
+
+/// Whether two specs describe the same experiment: seeds and epochs may differ (a run may be
+/// extended, and each seed is its own file).
+fn same_experiment(a: &ExperimentSpec, b: &ExperimentSpec) -> bool {
+    let normalized = |s: &ExperimentSpec| ExperimentSpec {
+        seeds: Vec::new(),
+        epochs: 0,
+        ..s.clone()
+    };
+    normalized(a) == normalized(b)
+}
+
+/// The top-level fields in which two experiments differ, for the error message.
+fn differences(a: &ExperimentSpec, b: &ExperimentSpec) -> String {
+    let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) =
+        (serde_json::to_value(a), serde_json::to_value(b))
+    else {
+        return String::new();
+    };
+    let mut keys: Vec<&String> = a
+        .keys()
+        .chain(b.keys())
+        .filter(|k| !matches!(k.as_str(), "seeds" | "epochs") && a.get(*k) != b.get(*k))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys.iter()
+        .map(|k| k.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Refuses when `run` (a result file's header or a checkpoint's) is not `seed` of `spec`.
+fn check_same_run(
+    run: &RunInfo,
+    spec: &ExperimentSpec,
+    seed: u64,
+    file: &Path,
+) -> anyhow::Result<()> {
+    if !same_experiment(&run.experiment, spec) {
+        bail!(
+            "{}: holds a run of another experiment ('{}', differing in: {}); it is left as it is — use another --out",
+            file.display(),
+            run.experiment.name,
+            differences(&run.experiment, spec)
+        );
+    }
+    if run.seed != seed {
+        bail!(
+            "{}: holds seed {}, not seed {seed}; it is left as it is — use another --out",
+            file.display(),
+            run.seed
+        );
+    }
+    Ok(())
+}
+
+/// Every result file already in `out` must belong to this experiment.
+fn check_folder(out: &Path, spec: &ExperimentSpec) -> anyhow::Result<()> {
+    if !out.is_dir() {
+        return Ok(());
+    }
+    for file in results::jsonl_in(out)? {
+        let Some(run) = results::read_header(&file)? else {
+            continue;
+        };
+        if !same_experiment(&run.experiment, spec) {
+            bail!(
+                "{} holds results of another experiment ({}: '{}', differing in: {}); use another --out",
+                out.display(),
+                file.file_name().unwrap_or_default().to_string_lossy(),
+                run.experiment.name,
+                differences(&run.experiment, spec)
+            );
+        }
+    }
+    Ok(())
+}
+
+fn read_runs(files: &[PathBuf]) -> anyhow::Result<Vec<Run>> {
+    let mut runs = Vec::new();
+    for file in files {
+        runs.extend(Run::split(results::read_records(file)?));
+    }
+    Ok(runs)
+}
+
+/// A folder this run created, removed again (with the parents it created) if the run fails
+/// before writing anything into it: a failed first run leaves no empty `results/NAME/`.
+struct NewFolder {
+    created: Vec<PathBuf>,
+}
+
+impl NewFolder {
+    fn create(path: &Path) -> anyhow::Result<Self> {
+        let created: Vec<PathBuf> = path
+            .ancestors()
+            .filter(|p| !p.as_os_str().is_empty() && !p.exists())
+            .map(Path::to_path_buf)
+            .collect();
+        std::fs::create_dir_all(path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(NewFolder { created })
+    }
+
+    fn keep(mut self) {
+        self.created.clear();
+    }
+}
+
+impl Drop for NewFolder {
+    fn drop(&mut self) {
+        // Deepest first; `remove_dir` only removes empty folders.
+        for dir in &self.created {
+            if std::fs::remove_dir(dir).is_err() {
+                break;
+            }
+        }
+    }
 }
 
 /// Everything the epoch-end message shows: each arm's latest test accuracy.
@@ -125,7 +255,7 @@ fn epoch_message(records: &[Record], epoch: u64) -> String {
     format!("epoch {epoch}: {}", parts.join(", "))
 }
 
-/// Trains one seed to the end (or continues it), returning its records as written.
+/// Trains one seed to the end (or continues it), appending to its result file.
 fn run_seed(
     spec: &ExperimentSpec,
     seed: u64,
@@ -134,42 +264,64 @@ fn run_seed(
     backend_name: &str,
     out: &Path,
     resume: bool,
-) -> anyhow::Result<Vec<Record>> {
+) -> anyhow::Result<()> {
     let jsonl = out.join(format!("seed-{seed}.jsonl"));
     let checkpoint_path = out.join(format!("seed-{seed}.checkpoint"));
     let mut session = Session::new(spec.clone(), seed, splits.clone(), device.clone())?;
     let info = session.run_info(backend_name);
 
-    let mut writer = if resume && checkpoint_path.is_file() {
-        let (index, checkpoint) = results::load_checkpoint(&checkpoint_path)?;
-        // A run may be extended (more epochs); anything else must be what it was.
-        let saved = ExperimentSpec {
-            epochs: spec.epochs,
-            seeds: spec.seeds.clone(),
-            ..index.run.experiment.clone()
-        };
-        if saved != *spec || index.run.seed != seed {
+    let mut writer = if jsonl.exists() {
+        if !resume {
             bail!(
-                "{}: was taken for a different experiment or seed; use another --out",
-                checkpoint_path.display()
+                "{} exists: pass --resume to continue it, or choose another --out",
+                jsonl.display()
             );
         }
-        session.restore(checkpoint)?;
-        println!("seed {seed}: resuming after epoch {}", index.epoch);
-        RecordWriter::resume(&jsonl, index.records_len)?
-    } else if jsonl.exists() && !resume {
-        bail!(
-            "{} exists: pass --resume to continue it, or choose another --out",
-            jsonl.display()
-        );
-    } else {
-        // With --resume but no checkpoint yet, the run died in its first epoch: start over.
-        let mut writer = if jsonl.exists() {
-            println!("seed {seed}: no checkpoint yet; starting over");
-            RecordWriter::resume(&jsonl, 0)?
+        let header = results::read_header(&jsonl)?;
+        if let Some(header) = &header {
+            check_same_run(header, spec, seed, &jsonl)?;
+        }
+        if checkpoint_path.is_file() {
+            // Everything is checked before the result file is touched.
+            let (index, checkpoint) = results::load_checkpoint(&checkpoint_path)?;
+            check_same_run(&index.run, spec, seed, &checkpoint_path)?;
+            session.restore(checkpoint)?;
+            let writer = RecordWriter::resume(
+                &jsonl,
+                &Synced {
+                    len: index.records_len,
+                    sha256: index.records_sha256,
+                },
+            )?;
+            println!("seed {seed}: resuming after epoch {}", index.epoch);
+            writer
         } else {
-            RecordWriter::create(&jsonl)?
-        };
+            // Without a checkpoint (killed before the first one was complete, or deleted) the
+            // run starts over. That only replaces records training will write again: the same
+            // experiment and seed (checked above) on the same backend.
+            if let Some(header) = &header
+                && header.backend != backend_name
+            {
+                bail!(
+                    "{} has no checkpoint to resume from, and starting over on {backend_name} would replace records made on {}; it is left as it is — use another --out or --backend",
+                    jsonl.display(),
+                    header.backend
+                );
+            }
+            println!("seed {seed}: no checkpoint; starting over");
+            let mut writer = RecordWriter::resume(&jsonl, &Synced::nothing())?;
+            writer.write(&Record::Run(info.clone()))?;
+            writer
+        }
+    } else {
+        if checkpoint_path.exists() {
+            bail!(
+                "{} exists without its result file {}; move it away or use another --out",
+                checkpoint_path.display(),
+                jsonl.display()
+            );
+        }
+        let mut writer = RecordWriter::create(&jsonl)?;
         writer.write(&Record::Run(info.clone()))?;
         writer
     };
@@ -185,13 +337,15 @@ fn run_seed(
     bar.set_position(session.steps_done());
     while !session.is_finished() {
         let records = pollster::block_on(session.step())?;
+        halt::point(Point::StepComputed);
         for record in &records {
             writer.write(record)?;
         }
+        halt::point(Point::StepWritten);
         bar.set_position(session.steps_done());
         if let Some(checkpoint) = session.checkpoint()? {
-            let len = writer.sync()?;
-            results::save_checkpoint(&checkpoint_path, &info, len, &checkpoint)?;
+            let synced = writer.sync()?;
+            results::save_checkpoint(&checkpoint_path, &info, &synced, &checkpoint)?;
             let message = epoch_message(&records, session.epochs_done());
             // A hidden bar (no terminal) drops its printouts; the log should still show epochs.
             if bar.is_hidden() {
@@ -203,5 +357,5 @@ fn run_seed(
     }
     writer.sync()?;
     bar.finish_and_clear();
-    results::read_records(&jsonl)
+    Ok(())
 }

@@ -20,6 +20,44 @@ pub const TEST_FILE: &str = "test_batch.bin";
 pub const SUBSET_TRAIN_FILE: &str = "train_batch.bin";
 /// The folder the official archive keeps its batches in.
 pub const ARCHIVE_DIR: &str = "cifar-10-batches-bin";
+/// Records in one official batch file (each training batch and the test batch).
+pub const BATCH_RECORDS: u64 = 10_000;
+/// Records a subset's `train_batch.bin` can hold: the whole training set.
+pub const SUBSET_TRAIN_RECORDS: u64 = 50_000;
+
+/// The most bytes a batch file of this name can hold in the format; reads stop there, so a
+/// damaged or hostile file never makes us allocate more.
+pub fn max_bytes(name: &str) -> u64 {
+    let records = if name == SUBSET_TRAIN_FILE {
+        SUBSET_TRAIN_RECORDS
+    } else {
+        BATCH_RECORDS
+    };
+    records * RECORD_BYTES as u64
+}
+
+/// Reads all of `reader` unless it holds more than `limit` bytes; `file` names it in errors.
+pub fn read_capped(file: &str, reader: impl Read, limit: u64) -> Result<Vec<u8>, DataError> {
+    let mut bytes = Vec::new();
+    reader
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| DataError::invalid(file, format!("cannot be read: {e}")))?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large(file, limit));
+    }
+    Ok(bytes)
+}
+
+pub fn too_large(file: &str, limit: u64) -> DataError {
+    DataError::invalid(
+        file,
+        format!(
+            "larger than the {limit} bytes a CIFAR-10 batch of this name can hold ({} records of {RECORD_BYTES} bytes)",
+            limit / RECORD_BYTES as u64
+        ),
+    )
+}
 
 /// Parses one batch file; `file` names it in errors.
 pub fn parse_batch(file: &str, bytes: &[u8]) -> Result<ImageSet, DataError> {
@@ -104,8 +142,13 @@ pub fn read_archive(name: &str, reader: impl Read) -> Result<HashMap<String, Vec
         let Some(file) = member_name(&path) else {
             continue;
         };
-        let mut bytes = Vec::with_capacity(entry.size() as usize);
-        entry.read_to_end(&mut bytes).map_err(fail)?;
+        // The header's size is only a claim: check it, and never read past the cap anyway.
+        let shown = format!("{name}: {path}");
+        let limit = max_bytes(file);
+        if entry.size() > limit {
+            return Err(too_large(&shown, limit));
+        }
+        let bytes = read_capped(&shown, &mut entry, limit)?;
         files.insert(file.to_owned(), bytes);
     }
     Ok(files)
@@ -157,8 +200,9 @@ mod native {
         for name in names {
             let file = dir.join(name);
             if file.is_file() {
-                let bytes = std::fs::read(&file)
-                    .map_err(|e| DataError::io(file.display().to_string(), e))?;
+                let shown = file.display().to_string();
+                let opened = std::fs::File::open(&file).map_err(|e| DataError::io(&shown, e))?;
+                let bytes = read_capped(&shown, opened, max_bytes(name))?;
                 files.insert((*name).to_owned(), bytes);
             }
         }
@@ -169,6 +213,7 @@ mod native {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::fuzz::gz;
 
     /// A record whose pixels encode (index, channel) so reordering would show.
     pub(crate) fn record(label: u8, seed: u8) -> Vec<u8> {
@@ -219,5 +264,81 @@ pub(crate) mod tests {
         assert_eq!(member_name("cifar-10-batches-bin/../../etc/passwd"), None);
         assert_eq!(member_name("cifar-10-batches-bin/batches.meta.txt"), None);
         assert_eq!(member_name("data_batch_1.bin"), None);
+    }
+
+    fn archive_tar(records_per_member: usize) -> Vec<u8> {
+        let mut tar = tar::Builder::new(Vec::new());
+        for name in TRAIN_FILES.iter().chain([&TEST_FILE]) {
+            let bytes: Vec<u8> = (0..records_per_member)
+                .flat_map(|i| record(i as u8 % 10, i as u8))
+                .collect();
+            let mut header = tar::Header::new_gnu();
+            header.set_size(bytes.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            tar.append_data(&mut header, format!("{ARCHIVE_DIR}/{name}"), &bytes[..])
+                .unwrap();
+        }
+        tar.into_inner().unwrap()
+    }
+
+    #[test]
+    fn a_member_claiming_a_huge_size_is_an_error() {
+        // A tar header whose size field says 8 GiB, with a few bytes behind it.
+        let mut header = tar::Header::new_gnu();
+        header
+            .set_path(format!("{ARCHIVE_DIR}/data_batch_1.bin"))
+            .unwrap();
+        header.set_size(8 << 30);
+        header.set_mode(0o644);
+        header.set_cksum();
+        let mut tar = header.as_bytes().to_vec();
+        tar.extend([0u8; 1024]);
+        let err = read_archive("a.tar.gz", &gz(&tar)[..])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("a.tar.gz")
+                && err.contains("data_batch_1.bin")
+                && err.contains("30730000"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn archives_read_like_directories() {
+        let files = read_archive("a.tar.gz", &gz(&archive_tar(2))[..]).unwrap();
+        let splits = splits_from_files("a", &files).unwrap();
+        assert_eq!((splits.train.len(), splits.test.len()), (10, 2));
+    }
+
+    mod never_panic {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::fuzz::{config, mutated};
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn batch(bytes in mutated([record(3, 1), record(9, 2)].concat())) {
+                let _ = parse_batch("x.bin", &bytes);
+            }
+
+            #[test]
+            fn compressed_archive(bytes in mutated(gz(&archive_tar(1)))) {
+                if let Ok(files) = read_archive("a.tar.gz", &bytes[..]) {
+                    let _ = splits_from_files("a", &files);
+                }
+            }
+
+            #[test]
+            fn tar_inside_the_gzip(tar in mutated(archive_tar(1))) {
+                if let Ok(files) = read_archive("a.tar.gz", &gz(&tar)[..]) {
+                    let _ = splits_from_files("a", &files);
+                }
+            }
+        }
     }
 }

@@ -141,6 +141,18 @@ impl Dataset {
 }
 
 impl Splits {
+    /// Both splits hold images of one shape (a model takes one input size).
+    pub fn check_shapes(&self) -> Result<(), String> {
+        let (train, test) = (self.train.shape, self.test.shape);
+        if train != test {
+            return Err(format!(
+                "test images are {}×{}×{} but training images are {}×{}×{} (channels × height × width); both splits must match",
+                test.channels, test.height, test.width, train.channels, train.height, train.width
+            ));
+        }
+        Ok(())
+    }
+
     /// Class-balanced subsets of both splits (`None`: keep the split whole).
     pub fn subset(
         &self,

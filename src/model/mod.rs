@@ -10,6 +10,8 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::data::ImageShape;
+
 pub use resnet::ResNet20;
 pub use small::SmallCnn;
 pub use vgg::Vgg16;
@@ -36,6 +38,33 @@ impl ModelSpec {
             ModelSpec::Resnet20 => "resnet20",
             ModelSpec::Vgg16 => "vgg16",
         }
+    }
+
+    /// The smallest image side the network can take: below it the poolings (or strides) shrink
+    /// the feature maps to nothing and the network only learns its bias.
+    pub fn min_image_side(self) -> usize {
+        match self {
+            // Three 2×2 max-poolings.
+            ModelSpec::SmallCnn => 8,
+            // Two stride-2 stages; the network was designed for 32×32.
+            ModelSpec::Resnet20 => 8,
+            // Five 2×2 max-poolings.
+            ModelSpec::Vgg16 => 32,
+        }
+    }
+
+    /// Whether images of `shape` fit the network; the error says the limit.
+    pub fn check_input(self, shape: ImageShape) -> Result<(), String> {
+        let side = self.min_image_side();
+        if shape.height < side || shape.width < side {
+            return Err(format!(
+                "images of {}×{} pixels are too small for {}, which needs at least {side}×{side}",
+                shape.height,
+                shape.width,
+                self.name()
+            ));
+        }
+        Ok(())
     }
 
     /// A freshly initialised network for `channels`-channel images; the same seed gives the

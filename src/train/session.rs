@@ -58,12 +58,14 @@ struct Arm {
 }
 
 /// Everything needed to continue a run from an epoch boundary.
+#[derive(Debug)]
 pub struct Checkpoint {
     /// Epochs completed.
     pub epoch: u64,
     pub arms: Vec<ArmCheckpoint>,
 }
 
+#[derive(Debug)]
 pub struct ArmCheckpoint {
     pub name: String,
     pub status: ArmStatus,
@@ -135,6 +137,10 @@ impl Session {
                 "the training and test sets must both hold images".into(),
             ));
         }
+        data.check_shapes().map_err(TrainError::Data)?;
+        spec.model
+            .check_input(data.train.shape)
+            .map_err(TrainError::Data)?;
         let steps_per_epoch = data.train.len().div_ceil(spec.batch_size) as u64;
         let arms = spec
             .arms
@@ -221,10 +227,16 @@ impl Session {
         self.arms.get(arm).map(|a| a.status)
     }
 
-    /// Replaces an adaptive arm's exponent schedule from the next step on (the page's sliders).
-    /// Returns false when the arm has no exponent (SGDM) or does not exist.
-    pub fn set_exponent(&mut self, arm: usize, schedule: Schedule) -> bool {
-        match self.arms.get(arm).and_then(|a| a.exponent.as_ref()) {
+    /// Replaces the exponent schedule of the arm named `arm` from the next step on (the page's
+    /// sliders). Arms are addressed by name, which is unique and fixed for the run, never by
+    /// position. Returns false when the arm has no exponent (SGDM) or does not exist.
+    pub fn set_exponent(&mut self, arm: &str, schedule: Schedule) -> bool {
+        match self
+            .arms
+            .iter()
+            .find(|a| a.spec.name == arm)
+            .and_then(|a| a.exponent.as_ref())
+        {
             Some(handle) => {
                 handle.set(schedule);
                 true

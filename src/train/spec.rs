@@ -50,8 +50,32 @@ pub struct ExperimentSpec {
     pub arms: Vec<ArmSpec>,
 }
 
+/// The longest experiment name: it becomes a folder and file-name prefix.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// An experiment's name names files (`results/NAME`, `NAME-summary.md`), so it may only hold
+/// letters, digits, `-`, `_` and `.`, must not start with `.` or `-`, and stays short: nothing
+/// in it can reach outside a folder.
+pub fn check_name(name: &str) -> Result<(), SpecError> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    if name.is_empty()
+        || name.len() > MAX_NAME_LEN
+        || !name.chars().all(allowed)
+        || name.starts_with(['.', '-'])
+    {
+        return Err(SpecError::new(
+            "name",
+            format!(
+                "must be 1 to {MAX_NAME_LEN} letters, digits, '-', '_' or '.', not starting with '.' or '-' (it names files), got {name:?}"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl ExperimentSpec {
     pub fn validate(&self) -> Result<(), SpecError> {
+        check_name(&self.name)?;
         if self.epochs == 0 {
             return Err(SpecError::new("epochs", "must be at least 1, got 0"));
         }
@@ -60,6 +84,17 @@ impl ExperimentSpec {
         }
         if self.seeds.is_empty() {
             return Err(SpecError::new("seeds", "must list at least one seed"));
+        }
+        if let Some(seed) = self
+            .seeds
+            .iter()
+            .enumerate()
+            .find_map(|(i, seed)| self.seeds[..i].contains(seed).then_some(seed))
+        {
+            return Err(SpecError::new(
+                "seeds",
+                format!("seed {seed} is listed twice; each seed is one run"),
+            ));
         }
         for (field, size) in [
             ("train_size", self.train_size),

@@ -241,3 +241,100 @@ fn resume_from_a_checkpoint_equals_the_uninterrupted_run() {
     let stitched = without_timing(&[before, after].concat());
     assert_eq!(stitched, all);
 }
+
+#[test]
+fn names_that_would_leave_a_folder_are_refused() {
+    let sgdm = || arm("SGDM", OptimizerSpec::Sgdm(SgdmSpec::default()), 0.05);
+    for bad in [
+        "../../x",
+        "a/b",
+        "",
+        ".hidden",
+        "-flag",
+        "a b",
+        "x\\y",
+        &"n".repeat(65),
+    ] {
+        let mut s = spec(vec![sgdm()], 1);
+        s.name = bad.into();
+        let err = s.validate().unwrap_err();
+        assert_eq!(err.field, "name", "{bad:?}");
+        assert!(err.message.contains("letters, digits"), "{}", err.message);
+    }
+    for good in ["quick", "seed-vgg16", "my_run.2", "A"] {
+        let mut s = spec(vec![sgdm()], 1);
+        s.name = good.into();
+        s.validate().unwrap();
+    }
+}
+
+#[test]
+fn a_seed_listed_twice_is_refused() {
+    let mut s = spec(
+        vec![arm("SGDM", OptimizerSpec::Sgdm(SgdmSpec::default()), 0.05)],
+        1,
+    );
+    s.seeds = vec![0, 1, 0];
+    let err = s.validate().unwrap_err();
+    assert_eq!(err.field, "seeds");
+    assert!(
+        err.message.contains("seed 0 is listed twice"),
+        "{}",
+        err.message
+    );
+}
+
+#[test]
+fn data_the_model_cannot_take_is_refused() {
+    let s = || {
+        spec(
+            vec![arm("SGDM", OptimizerSpec::Sgdm(SgdmSpec::default()), 0.05)],
+            1,
+        )
+    };
+    let tiny = ImageShape {
+        channels: 3,
+        height: 4,
+        width: 4,
+    };
+    let mut small = ImageSet::empty(tiny);
+    small.images = vec![0; 2 * tiny.pixels()];
+    small.labels = vec![0, 1];
+    let err = Session::new(
+        s(),
+        0,
+        Splits {
+            train: small.clone(),
+            test: small,
+        },
+        device(),
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        err.contains("4×4") && err.contains("small-cnn") && err.contains("8×8"),
+        "{err}"
+    );
+
+    // Test images of another shape than the training images.
+    let mut other = synthetic(20, 2);
+    other.shape.height = 16;
+    other.shape.width = 4;
+    let err = Session::new(
+        s(),
+        0,
+        Splits {
+            train: synthetic(40, 1),
+            test: other,
+        },
+        device(),
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        err.contains("test images are 3×16×4") && err.contains("3×8×8"),
+        "{err}"
+    );
+}

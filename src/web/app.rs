@@ -13,7 +13,7 @@ use super::chart::{COLOURS, Ranges, Series, line_chart};
 use super::files;
 use crate::data::Splits;
 use crate::lab::{ArmKind, LabSettings, Shape};
-use crate::optim::LrSchedule;
+use crate::optim::{LrSchedule, Schedule};
 use crate::trace::{TestFunction, TraceSpec, run_trace};
 use crate::train::summary::smooth;
 use crate::train::{Record, RunInfo, Session};
@@ -169,13 +169,12 @@ pub fn App() -> impl IntoView {
         });
     };
 
-    // Live schedule edits reach a running session from its next step.
+    // Live schedule edits reach a running session from its next step, addressed by arm name.
     let schedules = Memo::new(move |_| {
         settings.with(|s| {
             s.arms
                 .iter()
-                .filter(|a| a.enabled)
-                .map(|a| s.optimizer(a).adaptive().map(|p| p.exponent))
+                .map(|a| (a.kind, s.optimizer(a).adaptive().map(|p| p.exponent)))
                 .collect::<Vec<_>>()
         })
     });
@@ -205,7 +204,7 @@ pub fn App() -> impl IntoView {
                 .arms
                 .iter()
                 .filter(|a| a.enabled)
-                .map(|a| (a.kind, a.label()))
+                .map(|a| (a.kind, a.kind.name().to_owned()))
                 .collect(),
             epochs: current.epochs,
             steps_per_epoch: current.steps_per_epoch(),
@@ -222,6 +221,7 @@ pub fn App() -> impl IntoView {
             };
             let name = backend.get_untracked().map(|b| b.name).unwrap_or_default();
             run_info.set_value(Some(session.run_info(&name)));
+            let arms = run.get_untracked().arms;
             let mut applied = schedules.get_untracked();
             loop {
                 if run_id.get_value() != id {
@@ -236,16 +236,19 @@ pub fn App() -> impl IntoView {
                     _ => return,
                 }
                 let wanted = schedules.get_untracked();
-                if wanted.len() == applied.len() {
-                    for (arm, schedule) in wanted.iter().enumerate() {
-                        if let Some(schedule) = schedule
-                            && applied[arm].as_ref() != Some(schedule)
-                        {
-                            session.set_exponent(arm, schedule.clone());
-                        }
+                for (kind, name) in &arms {
+                    let schedule_of = |all: &[(ArmKind, Option<Schedule>)]| {
+                        all.iter()
+                            .find(|(k, _)| k == kind)
+                            .and_then(|(_, s)| s.clone())
+                    };
+                    if let Some(schedule) = schedule_of(&wanted)
+                        && schedule_of(&applied).as_ref() != Some(&schedule)
+                    {
+                        session.set_exponent(name, schedule);
                     }
-                    applied = wanted;
                 }
+                applied = wanted;
                 match session.step().await {
                     Ok(new) => records.update(|r| r.extend(new)),
                     Err(e) => {
@@ -578,7 +581,9 @@ pub fn App() -> impl IntoView {
         </header>
         <main>
             <section class="controls">
-                <Controls settings=settings />
+                <Controls settings=settings arms_locked=Signal::derive(move || {
+                    matches!(run_state.get(), RunState::Running | RunState::Paused)
+                }) />
                 <div class="buttons">
                     <button id="start" on:click=start disabled=move || !data_ready.get() || backend.get().is_none()>
                         {move || if run_state.get() == RunState::Paused { "Resume" } else { "Start" }}
@@ -683,8 +688,10 @@ fn slider(settings: RwSignal<LabSettings>, key: String, label: String) -> impl I
     }
 }
 
+/// `arms_locked`: during a run the set of arms is fixed (their weights and records started
+/// together); the checkboxes say so instead of silently changing what the run means.
 #[component]
-pub fn Controls(settings: RwSignal<LabSettings>) -> impl IntoView {
+pub fn Controls(settings: RwSignal<LabSettings>, arms_locked: Signal<bool>) -> impl IntoView {
     let arms = ArmKind::ALL
         .into_iter()
         .map(|kind| {
@@ -725,6 +732,8 @@ pub fn Controls(settings: RwSignal<LabSettings>) -> impl IntoView {
                     <legend>
                         <label>
                             <input type="checkbox" name=k
+                                prop:disabled=move || arms_locked.get()
+                                title=move || if arms_locked.get() { "The arms are fixed while a run goes on; Reset to change them." } else { "" }
                                 prop:checked=move || settings.with(|s| s.get(&enabled_key).as_deref() == Some("1"))
                                 on:change=move |ev| {
                                     let on = event_target_checked(&ev);

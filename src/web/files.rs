@@ -59,8 +59,15 @@ pub async fn load_files(list: web_sys::FileList) -> Result<Splits, String> {
     for i in 0..list.length() {
         let Some(file) = list.item(i) else { continue };
         let name = file.name();
+        let archive = name.ends_with(".tar.gz") || name.ends_with(".tgz");
+        // Refuse an oversized batch before reading it into memory (archives are capped per
+        // member as they inflate).
+        let limit = cifar::max_bytes(&name);
+        if !archive && file.size() > limit as f64 {
+            return Err(cifar::too_large(&name, limit).to_string());
+        }
         let bytes = file_bytes(&file).await?;
-        if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
+        if archive {
             source = name.clone();
             files.extend(cifar::read_archive(&name, bytes.as_slice()).map_err(|e| e.to_string())?);
         } else {

@@ -1,6 +1,7 @@
 // The lab page in a real browser (Debian's chromium driven by npm playwright-core): WebGPU
 // training, schedule slider + URL state, CPU fallback, a corrupt dropped file, a mid-training
-// screenshot, and a browser export that `adaexp plot` accepts. Ends with `N passed, M failed`
+// screenshot, a browser export that `adaexp plot` accepts, and arms locked during a run with live
+// p edits addressed to the right arm. Ends with `N passed, M failed`
 // and exits non-zero when any check failed.
 //
 // Usage: node tests/browser/lab.mjs DIST_DIR ARTIFACT_DIR
@@ -26,7 +27,8 @@ await mkdir(artifacts, { recursive: true });
 
 // Small enough to finish on SwiftShader within minutes: 4 steps of 50 images per arm.
 const RUN = 'epochs=1&train=200&test=100&batch=50';
-const DEFAULT_ARMS = ['SGDM', 'Adam', 'Padam p=0.125', 'AdaExp 0.5→0 linear'];
+// The arms' names in records and chart series: fixed per arm, whatever its sliders say.
+const DEFAULT_ARMS = ['SGDM', 'Adam', 'Padam', 'AdaExp'];
 const MINUTE = 60_000;
 
 // --- a static server for the built page --------------------------------------------------
@@ -295,6 +297,41 @@ await check('4. a dropped corrupt .bin file shows an error and the page keeps wo
   expect(await page.isEnabled('#start'), 'Start is disabled after the bad file');
   await startAndWaitForLoss(page, Date.now());
   await page.click('#pause');
+  await page.close();
+});
+await check('9. during a run the arms are locked and a live p edit reaches only its own arm', async () => {
+  // 3 epochs of 4 steps: room to pause after the first step, edit, and resume.
+  const page = await open(cpu, '?epochs=3&train=200&test=100&batch=50&ax.len=3', cpuLog);
+  await startAndWaitForLoss(page, Date.now());
+  await page.click('#pause');
+  await page.waitForFunction(() => document.querySelector('#run-state').textContent.startsWith('Paused'),
+    null, { timeout: MINUTE });
+  for (const key of ['adam', 'ax2']) {
+    expect(await page.isDisabled(`input[type="checkbox"][name="${key}"]`), `the ${key} checkbox is active during a run`);
+  }
+  expect(await page.isChecked('input[type="checkbox"][name="adam"]'), 'Adam was switched off during the run');
+  await page.$eval('input[name="ax.p1"]', input => {
+    input.value = '0.3';
+    input.dispatchEvent(new Event('input', { bubbles: true }));
+  });
+  await page.click('#start');
+  await waitFinished(page, 5 * MINUTE);
+  expect(!(await page.isDisabled('input[type="checkbox"][name="adam"]')), 'the arms stay locked after the run');
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export-json')]);
+  const path = join(artifacts, 'live-edit-run.jsonl');
+  await download.saveAs(path);
+  const steps = (await readFile(path, 'utf8')).trim().split('\n').map(line => JSON.parse(line))
+    .filter(r => r.type === 'step');
+  const p = arm => steps.filter(r => r.arm === arm).map(r => r.p);
+  expect(p('Adam').length === 12 && p('Adam').every(v => v === 0.5), `Adam's p: ${p('Adam')}`);
+  expect(p('Padam').length === 12 && p('Padam').every(v => v === 0.125), `Padam's p: ${p('Padam')}`);
+  expect(p('SGDM').every(v => v === null), `SGDM's p: ${p('SGDM')}`);
+  const ax = p('AdaExp');
+  // Linear 0.5 → 0 over 3 epochs until the edit, then 0.5 → 0.3: the last step is at s = 11/12.
+  expect(ax.length === 12 && ax[0] === 0.5, `AdaExp's p: ${ax}`);
+  expect(Math.abs(ax[11] - (0.5 - 0.2 * 11 / 12)) < 1e-9, `AdaExp's last p is ${ax[11]}, expected the edited schedule's ${0.5 - 0.2 * 11 / 12}`);
+  expect(steps.every(r => DEFAULT_ARMS.includes(r.arm)), `unexpected arms: ${[...new Set(steps.map(r => r.arm))]}`);
+  facts.push(`live edit: AdaExp p ${ax.map(v => v.toFixed(3)).join(' ')}`);
   await page.close();
 });
 await cpu.close();

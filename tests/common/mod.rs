@@ -109,7 +109,7 @@ pub fn cifar_archive(per_batch: usize, test: usize) -> Vec<u8> {
     tar.into_inner().unwrap().finish().unwrap()
 }
 
-fn idx(ndim: u8, dims: &[u32], data: &[u8]) -> Vec<u8> {
+pub fn idx(ndim: u8, dims: &[u32], data: &[u8]) -> Vec<u8> {
     let mut out = vec![0, 0, 8, ndim];
     for d in dims {
         out.extend(d.to_be_bytes());
@@ -118,31 +118,70 @@ fn idx(ndim: u8, dims: &[u32], data: &[u8]) -> Vec<u8> {
     out
 }
 
-fn gz(bytes: &[u8]) -> Vec<u8> {
+pub fn gz(bytes: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     e.write_all(bytes).unwrap();
     e.finish().unwrap()
 }
 
-/// Fashion-MNIST's four IDX files (gzip-compressed, as Debian ships them), 28×28.
-pub fn write_fashion_dir(dir: &Path, train: usize, test: usize) {
+/// One split's two IDX files (gzip-compressed, as Debian ships them): `n` images of h × w.
+pub fn write_idx_split(dir: &Path, prefix: &str, n: usize, (h, w): (usize, usize)) {
     std::fs::create_dir_all(dir).unwrap();
-    for (prefix, n) in [("train", train), ("t10k", test)] {
-        let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
-        let pixels: Vec<u8> = (0..n * 784)
-            .map(|p| ((p % 784) as u8 / 4).wrapping_add(labels[p / 784] * 20))
-            .collect();
-        std::fs::write(
-            dir.join(format!("{prefix}-images-idx3-ubyte.gz")),
-            gz(&idx(3, &[n as u32, 28, 28], &pixels)),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join(format!("{prefix}-labels-idx1-ubyte.gz")),
-            gz(&idx(1, &[n as u32], &labels)),
-        )
-        .unwrap();
-    }
+    let pixels_per_image = h * w;
+    let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+    let pixels: Vec<u8> = (0..n * pixels_per_image)
+        .map(|p| ((p % pixels_per_image) as u8 / 4).wrapping_add(labels[p / pixels_per_image] * 20))
+        .collect();
+    std::fs::write(
+        dir.join(format!("{prefix}-images-idx3-ubyte.gz")),
+        gz(&idx(3, &[n as u32, h as u32, w as u32], &pixels)),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join(format!("{prefix}-labels-idx1-ubyte.gz")),
+        gz(&idx(1, &[n as u32], &labels)),
+    )
+    .unwrap();
+}
+
+/// Fashion-MNIST's four IDX files, 28×28.
+pub fn write_fashion_dir(dir: &Path, train: usize, test: usize) {
+    write_idx_split(dir, "train", train, (28, 28));
+    write_idx_split(dir, "t10k", test, (28, 28));
+}
+
+/// A temp dir with a CIFAR-10 directory `cifar/` (100 training, 30 test images) and
+/// `tiny.toml`, the tiny experiment over `epochs` epochs.
+pub fn tiny_cifar_dir(epochs: u64) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write_cifar_dir(&dir.path().join("cifar"), 20, 30);
+    std::fs::write(
+        dir.path().join("tiny.toml"),
+        tiny_experiment("cifar10", epochs),
+    )
+    .unwrap();
+    dir
+}
+
+/// A result file's records without what differs between two runs of the same thing: the
+/// fields that measure time, and the experiment's epochs (a run may be extended). A line that
+/// is not JSON (half written) stays as text, so that a difference shows.
+pub fn untimed(path: &Path) -> Vec<serde_json::Value> {
+    use serde_json::Value;
+    String::from_utf8_lossy(&std::fs::read(path).unwrap())
+        .lines()
+        .map(|line| {
+            let mut v: Value = serde_json::from_str(line).unwrap_or(Value::String(line.into()));
+            if let Some(o) = v.as_object_mut() {
+                o.remove("wall_seconds");
+                o.remove("images_per_second");
+                if let Some(e) = o.get_mut("experiment").and_then(Value::as_object_mut) {
+                    e.remove("epochs");
+                }
+            }
+            v
+        })
+        .collect()
 }
 
 /// A one-epoch experiment on the small CNN with two arms.
