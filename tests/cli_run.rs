@@ -71,9 +71,30 @@ fn run_writes_records_summary_and_plots() {
         "{err}"
     );
 
-    // `plot` on the directory redraws the figures elsewhere.
-    ok(&adaexp(&["plot", "res", "--out", "figs"], dir.path()));
+    // With one seed the paired comparison with the first arm has no interval, and says so.
+    let table = std::fs::read_to_string(res.join("summary.md")).unwrap();
+    assert!(
+        table.contains("final test acc − SGDM")
+            && table.contains("| AdaExp |")
+            && table.contains("n = 1: no interval"),
+        "{table}"
+    );
+
+    // `plot` on the directory redraws the figures elsewhere, against another reference arm.
+    let printed = ok(&adaexp(
+        &["plot", "res", "--out", "figs", "--reference", "AdaExp"],
+        dir.path(),
+    ));
+    assert!(
+        printed.contains("final test acc − AdaExp") && printed.contains("| SGDM |"),
+        "{printed}"
+    );
     assert!(dir.path().join("figs/test_accuracy.svg").is_file());
+    let err = failed(&adaexp(&["plot", "res", "--reference", "Nope"], dir.path()));
+    assert!(
+        err.contains("--reference") && err.contains("'SGDM'"),
+        "{err}"
+    );
 }
 
 #[test]

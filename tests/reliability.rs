@@ -239,6 +239,11 @@ fn the_summary_covers_every_seed_in_the_folder() {
     );
     let table = std::fs::read_to_string(dir.path().join("res/summary.md")).unwrap();
     assert!(table.contains("| 2 |"), "{table}");
+    // Two seeds pair into an interval.
+    assert!(
+        table.contains("| AdaExp |") && !table.contains("no interval"),
+        "{table}"
+    );
     // Another experiment's seed may not join (or replace) this folder's summary.
     other_experiment(dir.path(), 1, "batch_size = 25", "batch_size = 20");
     let err = failed(&on_cifar(
@@ -368,7 +373,7 @@ fn one_run_is_never_counted_twice() {
         dir.path(),
         "tiny.toml",
         "r",
-        &["--seeds", "0, 0", "--resume"],
+        &["--seeds", "0,0", "--resume"],
     ));
     assert!(err.contains("--seeds") && err.contains("twice"), "{err}");
     assert!(!dir.path().join("r").exists());

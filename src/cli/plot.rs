@@ -23,6 +23,9 @@ pub struct PlotArgs {
     /// Where to write the figures [default: the first directory given, else the current one].
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// The arm the others are compared with, seed by seed [default: the first arm].
+    #[arg(long, value_name = "NAME")]
+    reference: Option<String>,
 }
 
 pub fn run(args: PlotArgs) -> anyhow::Result<()> {
@@ -41,7 +44,7 @@ pub fn run(args: PlotArgs) -> anyhow::Result<()> {
     });
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     for (prefix, summary) in plot_runs(&runs, &out)? {
-        report(&summary, &out, &prefix)?;
+        report(&summary, &out, &prefix, args.reference.as_deref())?;
     }
     println!("figures in {}", out.display());
     Ok(())
@@ -65,9 +68,19 @@ pub fn unique_runs(runs: Vec<Run>) -> Vec<Run> {
         .collect()
 }
 
-/// Prints the summary table and writes it as `{prefix}summary.md`.
-pub fn report(summary: &Summary, out: &Path, prefix: &str) -> anyhow::Result<()> {
-    let table = summary.markdown();
+/// Prints the summary table and the paired differences against `reference` (default: the
+/// first arm) and writes them as `{prefix}summary.md`.
+pub fn report(
+    summary: &Summary,
+    out: &Path,
+    prefix: &str,
+    reference: Option<&str>,
+) -> anyhow::Result<()> {
+    let reference = reference.unwrap_or(&summary.arms[0].name);
+    let paired = summary
+        .paired_markdown(reference)
+        .map_err(|e| anyhow::anyhow!("--reference: {e}"))?;
+    let table = format!("{}\n{paired}", summary.markdown());
     write_atomic(&out.join(format!("{prefix}summary.md")), table.as_bytes())?;
     println!("\n{table}");
     Ok(())

@@ -114,7 +114,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         &out.join("summary.json"),
         &serde_json::to_vec_pretty(&summary)?,
     )?;
-    plot::report(&summary, &out, "")?;
+    plot::report(&summary, &out, "", None)?;
     if !args.no_plot {
         plot::plot_runs(&runs, &out)?;
     }

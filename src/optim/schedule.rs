@@ -151,6 +151,9 @@ pub enum LrDecay {
     Constant,
     /// η(t) = base·gamma^k, k = the number of milestones already passed (t − 1 ≥ milestone).
     Step { milestones: Vec<Length>, gamma: f64 },
+    /// η(t) = floor + (base − floor)·(1 − s): the control for an exponent decay that shrinks
+    /// the steps (an lr decayed linearly to 0 over the run).
+    Linear { floor: f64, length: Length },
     /// η(t) = floor + (base − floor)·(1 + cos πs)/2.
     Cosine { floor: f64, length: Length },
 }
@@ -187,6 +190,10 @@ impl LrSchedule {
                     .count();
                 self.base * gamma.powi(passed as i32)
             }
+            LrDecay::Linear { floor, length } => {
+                let s = progress(step, length.steps(steps_per_epoch));
+                floor + (self.base - floor) * (1.0 - s)
+            }
             LrDecay::Cosine { floor, length } => {
                 let s = progress(step, length.steps(steps_per_epoch));
                 floor + (self.base - floor) * (1.0 + (PI * s).cos()) / 2.0
@@ -217,7 +224,7 @@ impl LrSchedule {
                     previous = Some(m);
                 }
             }
-            LrDecay::Cosine { floor, length } => {
+            LrDecay::Linear { floor, length } | LrDecay::Cosine { floor, length } => {
                 if !floor.is_finite() || *floor < 0.0 || *floor > self.base {
                     return Err(SpecError::new(
                         "lr.floor",
@@ -346,6 +353,57 @@ mod tests {
         );
         close(lr.value(51, 1), 0.6);
         close(lr.value(101, 1), 0.2);
+    }
+
+    #[test]
+    fn lr_linear_to_floor_at_zero_half_one_and_the_boundaries() {
+        let lr = LrSchedule {
+            base: 1e-3,
+            decay: LrDecay::Linear {
+                floor: 1e-4,
+                length: STEPS,
+            },
+            warmup: None,
+        };
+        close(lr.value(1, 1), 1e-3); // s = 0
+        close(lr.value(2, 1), 1e-4 + 9e-4 * 0.99); // s = 1/100
+        close(lr.value(51, 1), 5.5e-4); // s = ½: halfway between base and floor
+        close(lr.value(100, 1), 1e-4 + 9e-4 * 0.01); // the last step of the length
+        close(lr.value(101, 1), 1e-4); // s = 1
+        close(lr.value(10_000, 1), 1e-4); // clamped past the end
+        // To 0 over 2 epochs of 10 batches, with a 5-step warm-up on top.
+        let to_zero = LrSchedule {
+            base: 0.1,
+            decay: LrDecay::Linear {
+                floor: 0.0,
+                length: Length::Epochs(2.0),
+            },
+            warmup: Some(Length::Steps(5)),
+        };
+        close(to_zero.value(1, 10), 0.1 * 0.2); // warm-up 1/5, s = 0
+        close(to_zero.value(11, 10), 0.05); // s = ½, warm-up done
+        close(to_zero.value(21, 10), 0.0);
+        // TOML, as an experiment file writes it.
+        let parsed: LrSchedule = toml::from_str(
+            "base = 1e-3\ndecay = { shape = \"linear\", floor = 0.0, length = { epochs = 100 } }",
+        )
+        .unwrap();
+        assert_eq!(
+            parsed.decay,
+            LrDecay::Linear {
+                floor: 0.0,
+                length: Length::Epochs(100.0)
+            }
+        );
+        let above = LrSchedule {
+            base: 1e-3,
+            decay: LrDecay::Linear {
+                floor: 2e-3,
+                length: STEPS,
+            },
+            warmup: None,
+        };
+        assert_eq!(above.validate().unwrap_err().field, "lr.floor");
     }
 
     #[test]

@@ -107,6 +107,9 @@ pub struct ArmSummary {
     pub diverged_seeds: Vec<u64>,
     pub epochs_done: Vec<u64>,
     pub final_test_accuracy: Option<Spread>,
+    /// (seed, epoch, accuracy) of each seed's last epoch: what paired comparisons pair.
+    #[serde(default)]
+    pub final_test_accuracy_per_seed: Vec<(u64, u64, f64)>,
     pub best_test_accuracy: Option<Spread>,
     pub final_train_loss: Option<Spread>,
     /// Per epoch (from 1): the spread over the seeds that reached it.
@@ -178,6 +181,10 @@ pub fn summarize(runs: &[Run]) -> Option<Summary> {
                     .collect(),
                 epochs_done: per_seed.iter().map(|(_, e)| e.len() as u64).collect(),
                 final_test_accuracy: Spread::of(&last(|e| e.test_accuracy)),
+                final_test_accuracy_per_seed: per_seed
+                    .iter()
+                    .filter_map(|(seed, e)| e.last().map(|e| (*seed, e.epoch, e.test_accuracy)))
+                    .collect(),
                 best_test_accuracy: Spread::of(&best),
                 final_train_loss: Spread::of(&last(|e| e.train_loss)),
                 curves,
@@ -187,7 +194,103 @@ pub fn summarize(runs: &[Run]) -> Option<Summary> {
     Some(Summary { experiment, arms })
 }
 
+/// One arm's final test accuracy minus the reference arm's, paired by seed: arms share a
+/// seed's initial weights and batches, so the per-seed difference removes that variation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PairedDifference {
+    pub arm: String,
+    pub reference: String,
+    /// Seeds where both arms reached the same last epoch without diverging.
+    pub seeds: Vec<u64>,
+    pub mean: f64,
+    /// The 95 % confidence interval of the mean difference (paired t, n − 1 degrees of
+    /// freedom); `None` with a single seed.
+    pub ci95: Option<(f64, f64)>,
+}
+
+/// Mean and 95 % confidence interval of paired differences (Student's t with n − 1 degrees of
+/// freedom); no interval for fewer than two values.
+pub fn paired_t_interval(differences: &[f64]) -> Option<(f64, Option<(f64, f64)>)> {
+    use statrs::distribution::{ContinuousCDF, StudentsT};
+    let spread = Spread::of(differences)?;
+    if spread.n < 2 {
+        return Some((spread.mean, None));
+    }
+    let t = StudentsT::new(0.0, 1.0, (spread.n - 1) as f64)
+        .ok()?
+        .inverse_cdf(0.975);
+    let half = t * spread.sd / (spread.n as f64).sqrt();
+    Some((spread.mean, Some((spread.mean - half, spread.mean + half))))
+}
+
 impl Summary {
+    /// Every other arm against `reference` (an arm's name): final test accuracy differences.
+    pub fn paired_differences(&self, reference: &str) -> Result<Vec<PairedDifference>, String> {
+        let find = |name: &str| self.arms.iter().find(|a| a.name == name);
+        let base = find(reference).ok_or_else(|| {
+            format!(
+                "no arm named '{reference}'; the arms are {}",
+                self.arms
+                    .iter()
+                    .map(|a| format!("'{}'", a.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })?;
+        let usable = |arm: &ArmSummary| -> BTreeMap<u64, (u64, f64)> {
+            arm.final_test_accuracy_per_seed
+                .iter()
+                .filter(|(seed, _, _)| !arm.diverged_seeds.contains(seed))
+                .map(|&(seed, epoch, accuracy)| (seed, (epoch, accuracy)))
+                .collect()
+        };
+        let base_finals = usable(base);
+        Ok(self
+            .arms
+            .iter()
+            .filter(|arm| arm.name != reference)
+            .filter_map(|arm| {
+                let pairs: Vec<(u64, f64)> = usable(arm)
+                    .into_iter()
+                    .filter_map(|(seed, (epoch, accuracy))| {
+                        let (base_epoch, base_accuracy) = base_finals.get(&seed)?;
+                        (*base_epoch == epoch).then_some((seed, accuracy - base_accuracy))
+                    })
+                    .collect();
+                let differences: Vec<f64> = pairs.iter().map(|(_, d)| *d).collect();
+                let (mean, ci95) = paired_t_interval(&differences)?;
+                Some(PairedDifference {
+                    arm: arm.name.clone(),
+                    reference: reference.to_owned(),
+                    seeds: pairs.iter().map(|(seed, _)| *seed).collect(),
+                    mean,
+                    ci95,
+                })
+            })
+            .collect())
+    }
+
+    /// The paired differences as a Markdown table, in percentage points.
+    pub fn paired_markdown(&self, reference: &str) -> Result<String, String> {
+        let pp = |v: f64| format!("{:+.2}", 100.0 * v);
+        let mut out = format!(
+            "| final test acc − {reference} (pp) | mean difference | 95 % CI (paired t) | seeds |\n|---|---|---|---|\n"
+        );
+        for d in self.paired_differences(reference)? {
+            let interval = match d.ci95 {
+                Some((low, high)) => format!("[{}, {}]", pp(low), pp(high)),
+                None => "n = 1: no interval".into(),
+            };
+            out += &format!(
+                "| {} | {} | {interval} | {} |\n",
+                d.arm,
+                pp(d.mean),
+                d.seeds.len()
+            );
+        }
+        Ok(out)
+    }
+
     /// A Markdown table: final and best test accuracy (mean ± sd over seeds), final train loss.
     pub fn markdown(&self) -> String {
         let pct = |s: &Option<Spread>| match s {
@@ -247,6 +350,70 @@ mod tests {
             assert_eq!(*x, i as f64 + 1.0);
             assert!((y - e).abs() < 1e-12, "{y} vs {e}");
         }
+    }
+
+    #[test]
+    fn paired_interval_matches_a_hand_computed_t_interval() {
+        // Differences 0.01, 0.02, 0.04 over 3 seeds: mean 0.07/3, sample sd √(0.00046667/2),
+        // t(0.975, 2 df) = 4.302652729749464 (tables: 4.303).
+        let (mean, ci) = paired_t_interval(&[0.01, 0.02, 0.04]).unwrap();
+        let sd = ((0.01f64 - 0.07 / 3.0).powi(2)
+            + (0.02f64 - 0.07 / 3.0).powi(2)
+            + (0.04f64 - 0.07 / 3.0).powi(2))
+            / 2.0;
+        let half = 4.302652729749464 * sd.sqrt() / 3f64.sqrt();
+        assert!((mean - 0.07 / 3.0).abs() < 1e-12);
+        let (low, high) = ci.unwrap();
+        assert!((low - (0.07 / 3.0 - half)).abs() < 1e-9, "{low}");
+        assert!((high - (0.07 / 3.0 + half)).abs() < 1e-9, "{high}");
+        // By hand: half-width 0.037946 → [−0.014613, 0.061279].
+        assert!((low + 0.014613).abs() < 1e-6 && (high - 0.061279).abs() < 1e-6);
+        assert_eq!(paired_t_interval(&[0.03]), Some((0.03, None)));
+        assert_eq!(paired_t_interval(&[]), None);
+    }
+
+    fn arm(name: &str, finals: &[(u64, u64, f64)], diverged: &[u64]) -> ArmSummary {
+        ArmSummary {
+            name: name.into(),
+            seeds: finals.iter().map(|f| f.0).collect(),
+            diverged_seeds: diverged.to_vec(),
+            epochs_done: finals.iter().map(|f| f.1).collect(),
+            final_test_accuracy: None,
+            final_test_accuracy_per_seed: finals.to_vec(),
+            best_test_accuracy: None,
+            final_train_loss: None,
+            curves: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn paired_differences_pair_by_seed_and_skip_what_cannot_pair() {
+        let experiment: ExperimentSpec =
+            serde_json::from_str(r#"{"name":"e","dataset":"cifar10","model":"small-cnn","epochs":2,"batch_size":8,"arms":[]}"#)
+                .unwrap();
+        let summary = Summary {
+            experiment,
+            arms: vec![
+                arm("SGDM", &[(0, 2, 0.50), (1, 2, 0.60), (2, 2, 0.55)], &[]),
+                // Seed order differs from the reference's: pairing is by seed, not position.
+                arm("Adam", &[(2, 2, 0.56), (0, 2, 0.52), (1, 2, 0.61)], &[]),
+                // Seed 1 diverged, seed 2 stopped at epoch 1: only seed 0 pairs.
+                arm("AdaExp", &[(0, 2, 0.58), (1, 1, 0.1), (2, 1, 0.4)], &[1]),
+            ],
+        };
+        let d = summary.paired_differences("SGDM").unwrap();
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0].seeds, vec![0, 1, 2]);
+        assert!((d[0].mean - (0.02 + 0.01 + 0.01) / 3.0).abs() < 1e-12);
+        assert!(d[0].ci95.is_some());
+        assert_eq!((d[1].seeds.clone(), d[1].ci95), (vec![0], None));
+        let table = summary.paired_markdown("SGDM").unwrap();
+        assert!(
+            table.contains("| AdaExp | +8.00 | n = 1: no interval | 1 |"),
+            "{table}"
+        );
+        let err = summary.paired_differences("Nope").unwrap_err();
+        assert!(err.contains("'Nope'") && err.contains("'SGDM'"), "{err}");
     }
 
     #[test]
