@@ -9,8 +9,11 @@
 
 use crate::data::Dataset;
 use crate::model::ModelSpec;
-use crate::optim::spec::{AdaExpSpec, AdamSpec, PadamSpec, SgdmSpec, check_positive};
-use crate::optim::{Length, LrSchedule, OptimizerSpec, Schedule, SpecError, WeightDecay};
+use crate::optim::spec::{AdamSpec, SgdmSpec, check_positive};
+use crate::optim::{
+    Family, FlatOptimizer, Length, LrDecay, LrSchedule, OptimizerSpec, Schedule, Shape, SpecError,
+    WeightDecay,
+};
 use crate::trace::{TestFunction, TraceSpec};
 use crate::train::{ArmSpec, ExperimentSpec};
 
@@ -62,33 +65,6 @@ impl ArmKind {
     }
 }
 
-/// The shapes a page slider can pick for p(t).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Shape {
-    Constant,
-    Linear,
-    Cosine,
-    /// `start` for the first half of the length, then `end`.
-    Step,
-}
-
-impl Shape {
-    pub const ALL: [Shape; 4] = [Shape::Constant, Shape::Linear, Shape::Cosine, Shape::Step];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Shape::Constant => "constant",
-            Shape::Linear => "linear",
-            Shape::Cosine => "cosine",
-            Shape::Step => "step",
-        }
-    }
-
-    fn parse(text: &str) -> Option<Shape> {
-        Shape::ALL.into_iter().find(|s| s.name() == text)
-    }
-}
-
 /// One arm's controls. `p_start` is Padam's constant exponent; AdaExp arms use all four.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ArmControls {
@@ -105,18 +81,8 @@ pub struct ArmControls {
 impl ArmControls {
     /// The exponent schedule of an AdaExp arm.
     pub fn schedule(&self) -> Schedule {
-        let (start, end) = (self.p_start, self.p_end);
-        let length = Length::Epochs(self.decay_epochs);
-        match self.shape {
-            Shape::Constant => Schedule::constant(start),
-            Shape::Linear => Schedule::Linear { start, end, length },
-            Shape::Cosine => Schedule::Cosine { start, end, length },
-            Shape::Step => Schedule::Step {
-                start,
-                steps: vec![(0.5, end)],
-                length,
-            },
-        }
+        self.shape
+            .schedule(self.p_start, self.p_end, Length::Epochs(self.decay_epochs))
     }
 
     pub fn label(&self) -> String {
@@ -155,6 +121,9 @@ pub struct LabSettings {
     pub test_size: usize,
     pub epochs: u64,
     pub seed: u64,
+    /// How every arm's learning rate decays over the run: constant, linear or cosine to 0, or
+    /// step (×0.1 at half the run). Linear to 0 is the control for a decaying exponent.
+    pub lr_decay: Shape,
     /// One learning rate for every arm's Rosenbrock trajectory: the training rates differ by
     /// orders of magnitude (SGDM 0.05, Adam 0.001), and a shared one shows what p alone does.
     pub trace_lr: f64,
@@ -193,6 +162,7 @@ impl Default for LabSettings {
             test_size: 1000,
             epochs: 6,
             seed: 0,
+            lr_decay: Shape::Constant,
             trace_lr: 0.002,
         }
     }
@@ -240,7 +210,7 @@ impl LabSettings {
         }
         for key in [
             "momentum", "beta1", "beta2", "eps", "wd", "model", "batch", "train", "test", "epochs",
-            "seed", "trace_lr",
+            "seed", "lr_decay", "trace_lr",
         ] {
             keys.push(key.to_owned());
         }
@@ -279,6 +249,7 @@ impl LabSettings {
             "test" => self.test_size.to_string(),
             "epochs" => self.epochs.to_string(),
             "seed" => self.seed.to_string(),
+            "lr_decay" => self.lr_decay.name().to_owned(),
             "trace_lr" => self.trace_lr.to_string(),
             _ => return None,
         })
@@ -327,6 +298,10 @@ impl LabSettings {
             "test" => self.test_size = parse_number(value)?,
             "epochs" => self.epochs = parse_number(value)?,
             "seed" => self.seed = parse_number(value)?,
+            "lr_decay" => {
+                self.lr_decay = Shape::parse(value)
+                    .ok_or_else(|| format!("'{value}' is not constant, linear, cosine or step"))?
+            }
             "trace_lr" => {
                 let lr = parse_finite(value)?;
                 check_positive(key, lr).map_err(|e| e.message)?;
@@ -410,36 +385,40 @@ impl LabSettings {
 
     /// The optimizer one arm's controls describe.
     pub fn optimizer(&self, arm: &ArmControls) -> OptimizerSpec {
-        let weight_decay =
-            (self.weight_decay != 0.0).then_some(WeightDecay::Decoupled(self.weight_decay));
-        match arm.kind {
-            ArmKind::Sgdm => OptimizerSpec::Sgdm(SgdmSpec {
-                momentum: self.momentum,
-                nesterov: false,
-                weight_decay,
-            }),
-            ArmKind::Adam => OptimizerSpec::Adam(AdamSpec {
-                beta1: self.beta1,
-                beta2: self.beta2,
-                eps: self.eps,
-                amsgrad: false,
-                weight_decay,
-            }),
-            ArmKind::Padam => OptimizerSpec::Padam(PadamSpec {
-                p: arm.p_start,
-                beta1: self.beta1,
-                beta2: self.beta2,
-                eps: self.eps,
-                amsgrad: true,
-                weight_decay,
-            }),
-            ArmKind::AdaExp | ArmKind::AdaExp2 => OptimizerSpec::AdaExp(AdaExpSpec {
-                beta1: self.beta1,
-                beta2: self.beta2,
-                eps: self.eps,
-                weight_decay,
-                ..AdaExpSpec::new(arm.schedule())
-            }),
+        let family = match arm.kind {
+            ArmKind::Sgdm => Family::Sgdm,
+            ArmKind::Adam => Family::Adam,
+            ArmKind::Padam => Family::Padam,
+            ArmKind::AdaExp | ArmKind::AdaExp2 => Family::Adaexp,
+        };
+        family.spec(&FlatOptimizer {
+            momentum: Some(self.momentum),
+            beta1: Some(self.beta1),
+            beta2: Some(self.beta2),
+            eps: Some(self.eps),
+            p: Some(arm.p_start),
+            exponent: Some(arm.schedule()),
+            weight_decay: (self.weight_decay != 0.0)
+                .then_some(WeightDecay::Decoupled(self.weight_decay)),
+            ..FlatOptimizer::default()
+        })
+    }
+
+    /// An arm's learning rate over the run: `base`, decayed as `lr_decay` says.
+    pub fn lr_schedule(&self, base: f64) -> LrSchedule {
+        let length = Length::Epochs(self.epochs as f64);
+        let decay = match self.lr_decay {
+            Shape::Constant => LrDecay::Constant,
+            Shape::Linear => LrDecay::Linear { floor: 0.0, length },
+            Shape::Cosine => LrDecay::Cosine { floor: 0.0, length },
+            Shape::Step => LrDecay::Step {
+                milestones: vec![Length::Epochs(self.epochs as f64 / 2.0)],
+                gamma: 0.1,
+            },
+        };
+        LrSchedule {
+            decay,
+            ..LrSchedule::constant(base)
         }
     }
 
@@ -464,7 +443,7 @@ impl LabSettings {
                 .map(|a| ArmSpec {
                     name: a.kind.name().to_owned(),
                     optimizer: self.optimizer(a),
-                    lr: LrSchedule::constant(a.lr),
+                    lr: self.lr_schedule(a.lr),
                 })
                 .collect(),
         }
@@ -530,6 +509,25 @@ mod tests {
     }
 
     #[test]
+    fn lr_decay_applies_to_every_arm_over_the_run() {
+        let (settings, notices) =
+            LabSettings::from_query("lr_decay=linear&epochs=4&batch=50&train=200");
+        assert!(notices.is_empty(), "{notices:?}");
+        let spec = settings.experiment();
+        // 4 epochs of 4 steps: s = ½ at step 9, where η is half the base rate.
+        for arm in &spec.arms {
+            let base = arm.lr.base;
+            assert_eq!(arm.lr.value(1, 4), base);
+            assert!((arm.lr.value(9, 4) - base / 2.0).abs() < 1e-15);
+        }
+        let (_, notices) = LabSettings::from_query("lr_decay=exponential");
+        assert!(
+            notices[0].contains("lr_decay") && notices[0].contains("linear"),
+            "{notices:?}"
+        );
+    }
+
+    #[test]
     fn defaults_are_a_valid_experiment() {
         let settings = LabSettings::default();
         settings.experiment().validate().unwrap();
@@ -546,6 +544,7 @@ mod tests {
         settings.set("model", "resnet20").unwrap();
         settings.set("seed", "7").unwrap();
         settings.set("trace_lr", "0.01").unwrap();
+        settings.set("lr_decay", "linear").unwrap();
         let query = settings.to_query();
         assert!(
             query.contains("ax.p1=0.1") && query.contains("ax2.shape=step"),
@@ -554,7 +553,7 @@ mod tests {
         let (back, notices) = LabSettings::from_query(&format!("?{query}"));
         assert_eq!(back, settings);
         assert!(notices.is_empty(), "{notices:?}");
-        assert_eq!(LabSettings::keys().len(), 5 * 2 + 1 + 2 * 4 + 12);
+        assert_eq!(LabSettings::keys().len(), 5 * 2 + 1 + 2 * 4 + 13);
     }
 
     #[test]

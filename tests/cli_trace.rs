@@ -80,31 +80,41 @@ fn sgdm_rows_leave_p_empty_and_follow_gradient_descent() {
 
 #[test]
 fn adaexp_p_column_follows_the_schedule() {
-    let text = stdout(&adaexp(&[
-        "trace",
-        "--function",
-        "quadratic",
-        "--start",
-        "1,1",
-        "--steps",
-        "5",
-        "--optimizer",
-        "adaexp",
-        "--p-start",
-        "0.5",
-        "--p-end",
-        "0.1",
-        "--decay-steps",
-        "4",
-    ]));
-    let p: Vec<f64> = text
-        .lines()
-        .skip(1)
-        .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
-        .collect();
-    let expected = [0.5, 0.4, 0.3, 0.2, 0.1];
-    for (a, e) in p.iter().zip(expected) {
-        assert!((a - e).abs() < 1e-12, "{p:?}");
+    let p_column = |shape: &str| -> Vec<f64> {
+        let text = stdout(&adaexp(&[
+            "trace",
+            "--function",
+            "quadratic",
+            "--start",
+            "1,1",
+            "--steps",
+            "5",
+            "--optimizer",
+            "adaexp",
+            "--p-start",
+            "0.5",
+            "--p-end",
+            "0.1",
+            "--decay-steps",
+            "4",
+            "--p-schedule",
+            shape,
+        ]));
+        text.lines()
+            .skip(1)
+            .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+            .collect()
+    };
+    // Linear: s = (t − 1)/4; step: p-start until s ≥ ½ (step 3), then p-end.
+    for (shape, expected) in [
+        ("linear", [0.5, 0.4, 0.3, 0.2, 0.1]),
+        ("step", [0.5, 0.5, 0.1, 0.1, 0.1]),
+    ] {
+        let p = p_column(shape);
+        assert_eq!(p.len(), 5);
+        for (a, e) in p.iter().zip(expected) {
+            assert!((a - e).abs() < 1e-12, "{shape}: {p:?}");
+        }
     }
 }
 

@@ -13,6 +13,7 @@ use plotters::prelude::*;
 
 use super::results::{read_records, result_files};
 use super::write_atomic;
+use crate::optim::schedule::sample_over_run;
 use crate::train::summary::{EpochSpread, Run, Spread, Summary, summarize};
 
 #[derive(Args, Debug)]
@@ -306,13 +307,6 @@ fn draw_schedules<DB: DrawingBackend>(
     let spec = &summary.experiment;
     let spe = steps_per_epoch.max(1);
     let total = spec.epochs * spe;
-    // At most ~400 samples per curve, always including the last step.
-    let stride = (total / 400).max(1);
-    let steps: Vec<u64> = (1..=total)
-        .step_by(stride as usize)
-        .chain([total])
-        .collect();
-    let epoch_of = |t: u64| (t - 1) as f64 / spe as f64;
     let (upper, lower) = area.split_vertically(350);
     let panels: [(&DrawingArea<DB, Shift>, &str, bool); 2] = [
         (&upper, "exponent p(t)", true),
@@ -324,17 +318,13 @@ fn draw_schedules<DB: DrawingBackend>(
             .iter()
             .enumerate()
             .filter_map(|(i, arm)| {
-                let values: Option<Vec<(f64, f64)>> = steps
-                    .iter()
-                    .map(|&t| {
-                        let v = if exponent {
-                            arm.optimizer.exponent_at(t, spe)?
-                        } else {
-                            arm.lr.value(t, spe)
-                        };
-                        Some((epoch_of(t), v))
-                    })
-                    .collect();
+                let values = sample_over_run(total, spe, 400, |t| {
+                    if exponent {
+                        arm.optimizer.exponent_at(t, spe)
+                    } else {
+                        Some(arm.lr.value(t, spe))
+                    }
+                });
                 values.map(|v| (i, v))
             })
             .collect();

@@ -7,24 +7,8 @@ use burn::tensor::Device;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
-use crate::optim::spec::{AdaExpSpec, AdamSpec, PadamSpec, SgdmSpec};
-use crate::optim::{Length, LrSchedule, OptimizerSpec, Schedule, SpecError, WeightDecay};
+use crate::optim::{Family, FlatOptimizer, Length, LrSchedule, Shape, SpecError, WeightDecay};
 use crate::trace::{TestFunction, TraceRow, TraceSpec, run_trace};
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum OptimizerKind {
-    Sgdm,
-    Adam,
-    Padam,
-    Adaexp,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum ScheduleShape {
-    Constant,
-    Linear,
-    Cosine,
-}
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Format {
@@ -42,7 +26,7 @@ pub struct TraceArgs {
     #[arg(long, value_name = "N")]
     steps: u64,
     #[arg(long, value_enum)]
-    optimizer: OptimizerKind,
+    optimizer: Family,
     #[arg(
         long,
         value_name = "F",
@@ -85,8 +69,8 @@ pub struct TraceArgs {
         default_value_t = 0.0
     )]
     p_end: f64,
-    #[arg(long, value_enum, default_value_t = ScheduleShape::Linear)]
-    p_schedule: ScheduleShape,
+    #[arg(long, value_enum, default_value_t = Shape::Linear)]
+    p_schedule: Shape,
     /// Length of the p schedule in steps [default: --steps].
     #[arg(long, value_name = "N")]
     decay_steps: Option<u64>,
@@ -132,7 +116,7 @@ fn flag_for(field: &str) -> String {
 impl TraceArgs {
     /// Flags that only make sense for some optimizers, with the optimizers they belong to.
     fn misplaced_flag(&self) -> Option<(&'static str, &'static str)> {
-        use OptimizerKind::*;
+        use Family::*;
         let adaptive = !matches!(self.optimizer, Sgdm);
         let checks = [
             ("--momentum", self.momentum.is_some(), !adaptive, "sgdm"),
@@ -180,54 +164,18 @@ impl TraceArgs {
                 WeightDecay::L2(lambda)
             }
         });
-        let adam = AdamSpec::default();
-        let (beta1, beta2, eps) = (
-            self.beta1.unwrap_or(adam.beta1),
-            self.beta2.unwrap_or(adam.beta2),
-            self.eps.unwrap_or(adam.eps),
-        );
-        let optimizer = match self.optimizer {
-            OptimizerKind::Sgdm => OptimizerSpec::Sgdm(SgdmSpec {
-                momentum: self.momentum.unwrap_or(SgdmSpec::default().momentum),
-                nesterov: self.nesterov,
-                weight_decay,
-            }),
-            OptimizerKind::Adam => OptimizerSpec::Adam(AdamSpec {
-                beta1,
-                beta2,
-                eps,
-                amsgrad: self.amsgrad.unwrap_or(adam.amsgrad),
-                weight_decay,
-            }),
-            OptimizerKind::Padam => {
-                let padam = PadamSpec::default();
-                OptimizerSpec::Padam(PadamSpec {
-                    p: self.p.unwrap_or(padam.p),
-                    beta1,
-                    beta2,
-                    eps,
-                    amsgrad: self.amsgrad.unwrap_or(padam.amsgrad),
-                    weight_decay,
-                })
-            }
-            OptimizerKind::Adaexp => {
-                let length = Length::Steps(self.decay_steps.unwrap_or(self.steps));
-                let (start, end) = (self.p_start, self.p_end);
-                let p = match self.p_schedule {
-                    ScheduleShape::Constant => Schedule::constant(start),
-                    ScheduleShape::Linear => Schedule::Linear { start, end, length },
-                    ScheduleShape::Cosine => Schedule::Cosine { start, end, length },
-                };
-                OptimizerSpec::AdaExp(AdaExpSpec {
-                    p,
-                    beta1,
-                    beta2,
-                    eps,
-                    amsgrad: self.amsgrad.unwrap_or(adam.amsgrad),
-                    weight_decay,
-                })
-            }
-        };
+        let length = Length::Steps(self.decay_steps.unwrap_or(self.steps));
+        let optimizer = self.optimizer.spec(&FlatOptimizer {
+            momentum: self.momentum,
+            nesterov: self.nesterov,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+            amsgrad: self.amsgrad,
+            p: self.p,
+            exponent: Some(self.p_schedule.schedule(self.p_start, self.p_end, length)),
+            weight_decay,
+        });
         let spec = TraceSpec {
             function: self.function,
             start: self.start,

@@ -9,9 +9,9 @@ use burn::optim::ModuleOptimizer;
 use burn::tensor::Tensor;
 
 pub use adaexp::{AdaptiveExponent, SharedSchedule};
-pub use schedule::{Length, LrDecay, LrSchedule, Schedule};
+pub use schedule::{Length, LrDecay, LrSchedule, Schedule, Shape};
 pub use sgdm::Sgdm;
-pub use spec::{OptimizerSpec, SpecError, WeightDecay};
+pub use spec::{Family, FlatOptimizer, OptimizerSpec, SpecError, WeightDecay};
 
 /// Coupled L2: g ← g + λθ.
 fn coupled_decay<const D: usize>(

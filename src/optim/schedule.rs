@@ -43,6 +43,33 @@ pub fn progress(step: u64, length_steps: f64) -> f64 {
     (step.saturating_sub(1) as f64 / length_steps).clamp(0.0, 1.0)
 }
 
+/// Where step t sits on an epoch axis: at its start, (t − 1) / steps-per-epoch, so step 1 is at 0
+/// and the value drawn at x is the one in use from x on. Every plot of p(t), η(t) or a per-step
+/// record (the CLI's figures, the page's preview) uses this one convention.
+pub fn step_position(step: u64, steps_per_epoch: u64) -> f64 {
+    step.saturating_sub(1) as f64 / steps_per_epoch.max(1) as f64
+}
+
+/// A per-step value drawn over a run of `total_steps`: about `points` samples at
+/// `step_position`, always with the first and the last step, each once. `None` when the value
+/// is not defined (SGDM has no exponent).
+pub fn sample_over_run(
+    total_steps: u64,
+    steps_per_epoch: u64,
+    points: u64,
+    value: impl Fn(u64) -> Option<f64>,
+) -> Option<Vec<(f64, f64)>> {
+    let stride = (total_steps / points.max(1)).max(1) as usize;
+    let mut steps: Vec<u64> = (1..=total_steps).step_by(stride).collect();
+    if total_steps > 0 && steps.last() != Some(&total_steps) {
+        steps.push(total_steps);
+    }
+    steps
+        .into_iter()
+        .map(|t| Some((step_position(t, steps_per_epoch), value(t)?)))
+        .collect()
+}
+
 /// The exponent p(t) applied to v̂ in the adaptive update.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "shape", rename_all = "lowercase", deny_unknown_fields)]
@@ -139,6 +166,50 @@ impl Schedule {
             }
         }
         Ok(())
+    }
+}
+
+/// The shapes of a two-level schedule from `start` to `end`: what the page's sliders and
+/// `trace`'s flags pick (files write a `Schedule` out in full).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(not(target_arch = "wasm32"), derive(clap::ValueEnum))]
+pub enum Shape {
+    Constant,
+    Linear,
+    Cosine,
+    /// `start` for the first half of the length, then `end`.
+    Step,
+}
+
+impl Shape {
+    pub const ALL: [Shape; 4] = [Shape::Constant, Shape::Linear, Shape::Cosine, Shape::Step];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Shape::Constant => "constant",
+            Shape::Linear => "linear",
+            Shape::Cosine => "cosine",
+            Shape::Step => "step",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Shape> {
+        Shape::ALL.into_iter().find(|s| s.name() == text)
+    }
+
+    /// The schedule of this shape from `start` to `end` over `length` (constant: `start`).
+    pub fn schedule(self, start: f64, end: f64, length: Length) -> Schedule {
+        match self {
+            Shape::Constant => Schedule::constant(start),
+            Shape::Linear => Schedule::Linear { start, end, length },
+            Shape::Cosine => Schedule::Cosine { start, end, length },
+            Shape::Step => Schedule::Step {
+                start,
+                steps: vec![(0.5, end)],
+                length,
+            },
+        }
     }
 }
 
@@ -404,6 +475,27 @@ mod tests {
             warmup: None,
         };
         assert_eq!(above.validate().unwrap_err().field, "lr.floor");
+    }
+
+    #[test]
+    fn samples_start_at_zero_and_end_at_the_last_step() {
+        // 2 epochs of 10 steps: step 1 at 0, step 11 at epoch 1, step 20 at 1.9.
+        assert_eq!(step_position(1, 10), 0.0);
+        assert_eq!(step_position(11, 10), 1.0);
+        let p = Schedule::Linear {
+            start: 0.5,
+            end: 0.0,
+            length: Length::Epochs(2.0),
+        };
+        let all = sample_over_run(20, 10, 100, |t| Some(p.value(t, 10))).unwrap();
+        assert_eq!(all.len(), 20);
+        assert_eq!(all[0], (0.0, 0.5));
+        close(all[10].0, 1.0);
+        close(all[10].1, 0.25);
+        let thinned = sample_over_run(20, 10, 3, |t| Some(p.value(t, 10))).unwrap();
+        let xs: Vec<f64> = thinned.iter().map(|(x, _)| *x).collect();
+        assert_eq!(xs, vec![0.0, 0.6, 1.2, 1.8, 1.9]);
+        assert!(sample_over_run(20, 10, 3, |_| None).is_none());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::optim::schedule::Schedule;
+use crate::optim::schedule::{Length, Schedule};
 
 /// An invalid hyperparameter: which field, and what was expected.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -184,6 +184,80 @@ impl AdaExpSpec {
             eps: adam.eps,
             amsgrad: adam.amsgrad,
             weight_decay: adam.weight_decay,
+        }
+    }
+}
+
+/// The four families by name, for building a spec from flat controls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(clap::ValueEnum))]
+pub enum Family {
+    Sgdm,
+    Adam,
+    Padam,
+    Adaexp,
+}
+
+/// Flat controls for any family (the page's arm and shared settings, `trace`'s flags): each
+/// family takes the values it has, and `None` means that family's default.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FlatOptimizer {
+    pub momentum: Option<f64>,
+    pub nesterov: bool,
+    pub beta1: Option<f64>,
+    pub beta2: Option<f64>,
+    pub eps: Option<f64>,
+    pub amsgrad: Option<bool>,
+    /// Padam's constant exponent.
+    pub p: Option<f64>,
+    /// AdaExp's exponent schedule [default: linear 0.5 → 0 over one epoch].
+    pub exponent: Option<Schedule>,
+    pub weight_decay: Option<WeightDecay>,
+}
+
+impl Family {
+    /// The one place flat controls become a spec.
+    pub fn spec(self, flat: &FlatOptimizer) -> OptimizerSpec {
+        let adam = AdamSpec::default();
+        let (beta1, beta2, eps) = (
+            flat.beta1.unwrap_or(adam.beta1),
+            flat.beta2.unwrap_or(adam.beta2),
+            flat.eps.unwrap_or(adam.eps),
+        );
+        let weight_decay = flat.weight_decay;
+        match self {
+            Family::Sgdm => OptimizerSpec::Sgdm(SgdmSpec {
+                momentum: flat.momentum.unwrap_or(default_momentum()),
+                nesterov: flat.nesterov,
+                weight_decay,
+            }),
+            Family::Adam => OptimizerSpec::Adam(AdamSpec {
+                beta1,
+                beta2,
+                eps,
+                amsgrad: flat.amsgrad.unwrap_or(adam.amsgrad),
+                weight_decay,
+            }),
+            Family::Padam => OptimizerSpec::Padam(PadamSpec {
+                p: flat.p.unwrap_or(default_padam_p()),
+                beta1,
+                beta2,
+                eps,
+                amsgrad: flat.amsgrad.unwrap_or(default_true()),
+                weight_decay,
+            }),
+            Family::Adaexp => OptimizerSpec::AdaExp(AdaExpSpec {
+                p: flat.exponent.clone().unwrap_or(Schedule::Linear {
+                    start: 0.5,
+                    end: 0.0,
+                    length: Length::Epochs(1.0),
+                }),
+                beta1,
+                beta2,
+                eps,
+                amsgrad: flat.amsgrad.unwrap_or(adam.amsgrad),
+                weight_decay,
+            }),
         }
     }
 }

@@ -12,8 +12,9 @@ use super::backend::{self, BackendInfo};
 use super::chart::{COLOURS, Ranges, Series, line_chart};
 use super::files;
 use crate::data::Splits;
-use crate::lab::{ArmKind, LabSettings, Shape};
-use crate::optim::{LrSchedule, Schedule};
+use crate::lab::{ArmKind, LabSettings};
+use crate::optim::schedule::{sample_over_run, step_position};
+use crate::optim::{Schedule, Shape};
 use crate::trace::{TestFunction, TraceSpec, run_trace};
 use crate::train::summary::smooth;
 use crate::train::{Record, RunInfo, Session};
@@ -331,40 +332,23 @@ pub fn App() -> impl IntoView {
     };
 
     // Schedule preview: p(t) per adaptive arm (planned, solid), and what the run used so far
-    // (dashed). Step t ends at epoch t / steps-per-epoch.
+    // (dashed), drawn with the CLI's convention (`step_position`).
     let preview = move || {
         let s = settings.get();
         let spe = s.steps_per_epoch().max(1);
         let total = s.epochs * spe;
-        let stride = (total / 200).max(1) as usize;
-        let mut sampled: Vec<u64> = (1..=total).step_by(stride).collect();
-        if sampled.last() != Some(&total) {
-            sampled.push(total);
-        }
-        let epoch_of = |t: u64| t as f64 / spe as f64;
         let mut p_series = Vec::new();
         let mut lr_series = Vec::new();
         for arm in s.arms.iter().filter(|a| a.enabled) {
             let spec = s.optimizer(arm);
             let label = arm.label();
-            if let Some(p0) = spec.exponent_at(1, spe) {
-                let mut planned = vec![(0.0, p0)];
-                planned.extend(
-                    sampled
-                        .iter()
-                        .filter_map(|&t| Some((epoch_of(t), spec.exponent_at(t, spe)?))),
-                );
+            if let Some(planned) = sample_over_run(total, spe, 200, |t| spec.exponent_at(t, spe)) {
                 p_series.push(Series::line(label.clone(), colour_of(arm.kind), planned));
             }
-            let lr = LrSchedule::constant(arm.lr);
-            lr_series.push(Series::line(
-                label.clone(),
-                colour_of(arm.kind),
-                vec![
-                    (0.0, lr.value(1, spe)),
-                    (s.epochs as f64, lr.value(total, spe)),
-                ],
-            ));
+            let lr = s.lr_schedule(arm.lr);
+            if let Some(planned) = sample_over_run(total, spe, 200, |t| Some(lr.value(t, spe))) {
+                lr_series.push(Series::line(label.clone(), colour_of(arm.kind), planned));
+            }
             let running = run.with(|r| {
                 r.arms
                     .iter()
@@ -375,7 +359,7 @@ pub fn App() -> impl IntoView {
                 r.iter()
                     .filter_map(|r| match r {
                         Record::Step(step) if Some(&step.arm) == running.as_ref() => {
-                            Some((epoch_of(step.step), step.p?))
+                            Some((step_position(step.step, spe), step.p?))
                         }
                         _ => None,
                     })
@@ -476,7 +460,6 @@ pub fn App() -> impl IntoView {
             epochs,
             steps_per_epoch,
         } = run.get();
-        let spe = steps_per_epoch.max(1) as f64;
         let series = records.with(|all| {
             let mut series = Vec::new();
             for (kind, name) in arms {
@@ -484,7 +467,7 @@ pub fn App() -> impl IntoView {
                     .iter()
                     .filter_map(|r| match r {
                         Record::Step(step) if step.arm == name => {
-                            Some((step.step as f64 / spe, step.loss))
+                            Some((step_position(step.step, steps_per_epoch), step.loss))
                         }
                         _ => None,
                     })
@@ -757,6 +740,20 @@ pub fn Controls(settings: RwSignal<LabSettings>, arms_locked: Signal<bool>) -> i
             {number_input(settings, "beta2".into(), "β2".into(), "0.001")}
             {number_input(settings, "eps".into(), "ε".into(), "any")}
             {number_input(settings, "wd".into(), "weight decay (decoupled)".into(), "any")}
+            <label>
+                <span>"lr decay (every arm)"</span>
+                <select name="lr_decay"
+                    prop:value=move || settings.with(|s| s.get("lr_decay").unwrap_or_default())
+                    on:change=move |ev| {
+                        let value = event_target_value(&ev);
+                        settings.update(|s| { let _ = s.set("lr_decay", &value); });
+                    }>
+                    <option value="constant">"none"</option>
+                    <option value="linear">"linear to 0"</option>
+                    <option value="cosine">"cosine to 0"</option>
+                    <option value="step">"×0.1 at half the run"</option>
+                </select>
+            </label>
         </fieldset>
         <fieldset>
             <legend>"run"</legend>
