@@ -33,7 +33,7 @@ impl Synced {
     pub fn nothing() -> Self {
         Synced {
             len: 0,
-            sha256: super::data::hex(&Sha256::digest(b"")),
+            sha256: sha256_hex(b""),
         }
     }
 }

@@ -51,8 +51,9 @@ pub fn step_position(step: u64, steps_per_epoch: u64) -> f64 {
 }
 
 /// A per-step value drawn over a run of `total_steps`: about `points` samples at
-/// `step_position`, always with the first and the last step, each once. `None` when the value
-/// is not defined (SGDM has no exponent).
+/// `step_position`, always with the first and the last step, each once, and the last value
+/// held to the end of the run (the last step lasts until then). `None` when the value is not
+/// defined (SGDM has no exponent).
 pub fn sample_over_run(
     total_steps: u64,
     steps_per_epoch: u64,
@@ -64,10 +65,14 @@ pub fn sample_over_run(
     if total_steps > 0 && steps.last() != Some(&total_steps) {
         steps.push(total_steps);
     }
-    steps
+    let mut samples = steps
         .into_iter()
         .map(|t| Some((step_position(t, steps_per_epoch), value(t)?)))
-        .collect()
+        .collect::<Option<Vec<_>>>()?;
+    if let Some(&(_, last)) = samples.last() {
+        samples.push((step_position(total_steps + 1, steps_per_epoch), last));
+    }
+    Some(samples)
 }
 
 /// The exponent p(t) applied to v̂ in the adaptive update.
@@ -488,13 +493,16 @@ mod tests {
             length: Length::Epochs(2.0),
         };
         let all = sample_over_run(20, 10, 100, |t| Some(p.value(t, 10))).unwrap();
-        assert_eq!(all.len(), 20);
+        assert_eq!(all.len(), 21);
         assert_eq!(all[0], (0.0, 0.5));
         close(all[10].0, 1.0);
         close(all[10].1, 0.25);
+        // The last step's value (s = 19/20) holds to the end of the run, epoch 2.
+        assert_eq!(all[20], (2.0, all[19].1));
+        close(all[19].1, 0.5 * (1.0 - 19.0 / 20.0));
         let thinned = sample_over_run(20, 10, 3, |t| Some(p.value(t, 10))).unwrap();
         let xs: Vec<f64> = thinned.iter().map(|(x, _)| *x).collect();
-        assert_eq!(xs, vec![0.0, 0.6, 1.2, 1.8, 1.9]);
+        assert_eq!(xs, vec![0.0, 0.6, 1.2, 1.8, 1.9, 2.0]);
         assert!(sample_over_run(20, 10, 3, |_| None).is_none());
     }
 
