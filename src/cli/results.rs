@@ -531,6 +531,7 @@ mod tests {
                     loss: 2.3,
                     p: None,
                     lr: 0.05,
+                    update_rms: Some(0.01),
                 }))
                 .unwrap(),
             );

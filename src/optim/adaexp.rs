@@ -13,7 +13,7 @@ use burn::tensor::{Device, Tensor};
 use crate::RecordState;
 use crate::optim::schedule::Schedule;
 use crate::optim::spec::{AdaptiveParams, WeightDecay};
-use crate::optim::{coupled_decay, decoupled_decay};
+use crate::optim::{UpdateSize, apply_update, coupled_decay};
 
 /// A schedule shared between the optimizer and whoever may edit it while training runs
 /// (the page's sliders): edits take effect from the next step, and no state is rebuilt.
@@ -64,10 +64,11 @@ pub struct AdaptiveExponent {
     amsgrad: bool,
     weight_decay: Option<WeightDecay>,
     exponent: SharedSchedule,
+    update_size: UpdateSize,
 }
 
 impl AdaptiveExponent {
-    pub fn new(params: AdaptiveParams, exponent: SharedSchedule) -> Self {
+    pub fn new(params: AdaptiveParams, exponent: SharedSchedule, update_size: UpdateSize) -> Self {
         AdaptiveExponent {
             beta1: params.beta1,
             beta2: params.beta2,
@@ -75,6 +76,7 @@ impl AdaptiveExponent {
             amsgrad: params.amsgrad,
             weight_decay: params.weight_decay,
             exponent,
+            update_size,
         }
     }
 }
@@ -160,14 +162,14 @@ impl Optimizer for AdaptiveExponent {
             (step, None)
         };
 
-        let tensor = decoupled_decay(self.weight_decay, tensor, lr);
+        let tensor = apply_update(self.weight_decay, tensor, step, lr, &self.update_size);
         let state = AdaptiveExponentState {
             time,
             moment_1,
             moment_2,
             max_v_hat,
         };
-        (tensor - step, Some(state))
+        (tensor, Some(state))
     }
 
     fn to_device<const D: usize>(mut state: Self::State<D>, device: &Device) -> Self::State<D> {

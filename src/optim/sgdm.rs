@@ -6,21 +6,23 @@ use burn::tensor::{Device, Tensor};
 
 use crate::RecordState;
 use crate::optim::spec::{SgdmSpec, WeightDecay};
-use crate::optim::{coupled_decay, decoupled_decay};
+use crate::optim::{UpdateSize, apply_update, coupled_decay};
 
 #[derive(Clone, Debug)]
 pub struct Sgdm {
     momentum: f64,
     nesterov: bool,
     weight_decay: Option<WeightDecay>,
+    update_size: UpdateSize,
 }
 
 impl Sgdm {
-    pub fn new(spec: &SgdmSpec) -> Self {
+    pub fn new(spec: &SgdmSpec, update_size: UpdateSize) -> Self {
         Sgdm {
             momentum: spec.momentum,
             nesterov: spec.nesterov,
             weight_decay: spec.weight_decay,
+            update_size,
         }
     }
 }
@@ -50,11 +52,12 @@ impl Optimizer for Sgdm {
         } else {
             buffer.clone()
         };
-        let tensor = decoupled_decay(self.weight_decay, tensor, lr);
+        let step = direction.mul_scalar(lr);
+        let tensor = apply_update(self.weight_decay, tensor, step, lr, &self.update_size);
         let state = SgdmState {
             momentum_buffer: buffer,
         };
-        (tensor - direction.mul_scalar(lr), Some(state))
+        (tensor, Some(state))
     }
 
     fn to_device<const D: usize>(mut state: Self::State<D>, device: &Device) -> Self::State<D> {

@@ -366,3 +366,97 @@ fn state_survives_a_byte_round_trip() {
         actual.value.val().into_data().try_to_vec::<f32>().unwrap()
     );
 }
+
+/// The update size each step records: √(Σ(Δθ)²/n), read from the tracking handle.
+fn update_rms(spec: OptimizerSpec, theta0: &[f32], grads: &[&[f32]], lr: f64) -> Vec<f64> {
+    let built = spec.build(1);
+    built.update_size.track();
+    let device = device();
+    let mut vector = Vector {
+        value: Param::from_tensor(Tensor::from_floats(theta0, &device)),
+    };
+    let mut optimizer = built.optimizer;
+    grads
+        .iter()
+        .map(|g| {
+            let mut params = GradientsParams::new();
+            params.register(vector.value.id, Tensor::<1>::from_floats(*g, &device));
+            vector = optimizer.step(lr, vector.clone(), params);
+            let (squares, n) = built.update_size.take().unwrap();
+            let sum = squares.into_data().try_to_vec::<f32>().unwrap()[0];
+            (f64::from(sum) / n as f64).sqrt()
+        })
+        .collect()
+}
+
+#[test]
+fn update_rms_matches_hand_computed_steps() {
+    // SGDM: Δθ = lr·buf with buf = g₁, then buf = 0.9·g₁ + g₂ = (0.39, 0.08):
+    // lr·√((0.1² + 0.2²)/2), then lr·√((0.39² + 0.08²)/2).
+    let lr = 0.5;
+    let sgdm = update_rms(
+        OptimizerSpec::Sgdm(SgdmSpec::default()),
+        &[1.0, 2.0],
+        &[&[0.1, 0.2], &[0.3, -0.1]],
+        lr,
+    );
+    assert!(
+        (sgdm[0] - lr * ((0.01f64 + 0.04) / 2.0).sqrt()).abs() < 1e-7,
+        "{sgdm:?}"
+    );
+    let buf = [0.9 * 0.1 + 0.3, 0.9 * 0.2 - 0.1];
+    let second = lr * ((buf[0] * buf[0] + buf[1] * buf[1]) / 2.0f64).sqrt();
+    assert!((sgdm[1] - second).abs() < 1e-7, "{sgdm:?} vs {second}");
+
+    // Adam's first step moves every coordinate by lr·|g|/(|g| + ε) ≈ lr, whatever g is.
+    let g = [0.3f32, -4.0, 1e-3, -25.0];
+    let adam = update_rms(
+        OptimizerSpec::Adam(AdamSpec::default()),
+        &[1.0, -2.0, 0.5, 3.0],
+        &[&g],
+        0.01,
+    );
+    let expected = (g
+        .iter()
+        .map(|&g| {
+            let g = f64::from(g).abs();
+            (0.01 * g / (g + 1e-8)).powi(2)
+        })
+        .sum::<f64>()
+        / 4.0)
+        .sqrt();
+    assert!((adam[0] - expected).abs() < 1e-9, "{adam:?} vs {expected}");
+    assert!((adam[0] - 0.01).abs() < 1e-7);
+
+    // Decoupled weight decay moves θ too: Δθ = lr·g + lr·λ·θ for SGDM's first step.
+    let decayed = update_rms(
+        OptimizerSpec::Sgdm(SgdmSpec {
+            weight_decay: Some(WeightDecay::Decoupled(0.1)),
+            ..SgdmSpec::default()
+        }),
+        &[2.0],
+        &[&[1.0]],
+        0.1,
+    );
+    assert!(
+        (decayed[0] - (0.1 * 1.0 + 0.1 * 0.1 * 2.0)).abs() < 1e-7,
+        "{decayed:?}"
+    );
+}
+
+#[test]
+fn update_size_is_not_summed_unless_tracked() {
+    let built = OptimizerSpec::Adam(AdamSpec::default()).build(1);
+    let mut optimizer = built.optimizer;
+    let device = device();
+    let vector = Vector {
+        value: Param::from_tensor(Tensor::from_floats([1.0, 2.0], &device)),
+    };
+    let mut params = GradientsParams::new();
+    params.register(
+        vector.value.id,
+        Tensor::<1>::from_floats([0.1, 0.2], &device),
+    );
+    let _ = optimizer.step(0.01, vector, params);
+    assert!(built.update_size.take().is_none());
+}

@@ -59,6 +59,10 @@ pub struct StepRecord {
     /// Exponent used in the update (`None` for SGDM).
     pub p: Option<f64>,
     pub lr: f64,
+    /// Root-mean-square of this step's parameter change Δθ over all of the arm's parameters
+    /// (`None` in files written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_rms: Option<f64>,
 }
 
 /// At the end of an epoch, per arm.

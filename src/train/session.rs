@@ -15,7 +15,7 @@ use crate::data::batch::{
 };
 use crate::data::{ImageSet, Splits};
 use crate::model::Model;
-use crate::optim::{Schedule, SharedSchedule};
+use crate::optim::{Schedule, SharedSchedule, UpdateSize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -52,6 +52,7 @@ struct Arm {
     model: Option<Model>,
     optimizer: ModuleOptimizer,
     exponent: Option<SharedSchedule>,
+    update_size: UpdateSize,
     status: ArmStatus,
     step: u64,
     totals: EpochTotals,
@@ -147,6 +148,7 @@ impl Session {
             .iter()
             .map(|arm_spec| {
                 let built = arm_spec.optimizer.build(steps_per_epoch);
+                built.update_size.track();
                 // The seed fixes the weights: every arm starts from the very same values.
                 let model = spec.model.init(data.train.shape.channels, &device, seed);
                 Arm {
@@ -154,6 +156,7 @@ impl Session {
                     model: Some(model),
                     optimizer: built.optimizer,
                     exponent: built.exponent,
+                    update_size: built.update_size,
                     status: ArmStatus::Running,
                     step: 0,
                     totals: EpochTotals::default(),
@@ -398,6 +401,8 @@ impl Session {
                 .try_load_record(record)
                 .map_err(|e| bad("model", &e))?;
             let built = arm.spec.optimizer.build(self.steps_per_epoch);
+            built.update_size.track();
+            arm.update_size = built.update_size;
             arm.optimizer = built
                 .optimizer
                 .from_bytes(Bytes::from_bytes_vec(saved.optimizer))
@@ -425,16 +430,27 @@ impl Arm {
         let model = self.model.take().expect("model present between steps");
         let logits = model.forward(batch.images.clone());
         let (loss, stats) = loss_and_correct(logits, batch.labels.clone());
-        let stats = match read(stats).await {
-            Ok(stats) => stats,
+        let lr = self.spec.lr.value(step, steps_per_epoch);
+        let p = self.exponent.as_ref().map(|e| e.value(step));
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        // The weights before the update stay the arm's if the step turns out to have diverged
+        // (a clone shares the tensors).
+        let before = model.clone();
+        let updated = self.optimizer.step(lr, model, grads);
+        // One read per step: loss, correct count and Σ(Δθ)² together, after the update is queued.
+        let update = self.update_size.take();
+        let mut values = vec![stats.without_autodiff()];
+        values.extend(update.as_ref().map(|(squares, _)| squares.clone()));
+        let values = match read(Tensor::cat(values, 0)).await {
+            Ok(values) => values,
             Err(e) => {
-                self.model = Some(model);
+                self.model = Some(before);
                 return Err(e);
             }
         };
-        let (loss_value, correct) = (f64::from(stats[0]), f64::from(stats[1]));
+        let (loss_value, correct) = (f64::from(values[0]), f64::from(values[1]));
         if !loss_value.is_finite() {
-            self.model = Some(model);
+            self.model = Some(before);
             self.status = ArmStatus::Diverged { step };
             return Ok(Record::Diverged(DivergedRecord {
                 arm: self.spec.name.clone(),
@@ -443,10 +459,9 @@ impl Arm {
                 loss: loss_value.to_string(),
             }));
         }
-        let lr = self.spec.lr.value(step, steps_per_epoch);
-        let p = self.exponent.as_ref().map(|e| e.value(step));
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        self.model = Some(self.optimizer.step(lr, model, grads));
+        let update_rms =
+            update.map(|(_, elements)| (f64::from(values[2]) / elements.max(1) as f64).sqrt());
+        self.model = Some(updated);
         self.step = step;
         let n = batch.labels.dims()[0];
         self.totals.loss_sum += loss_value * n as f64;
@@ -460,6 +475,7 @@ impl Arm {
             loss: loss_value,
             p,
             lr,
+            update_rms,
         }))
     }
 }

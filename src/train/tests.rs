@@ -338,3 +338,39 @@ fn data_the_model_cannot_take_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn every_step_records_its_update_size() {
+    let spec = spec(
+        vec![
+            arm("SGDM", OptimizerSpec::Sgdm(SgdmSpec::default()), 0.05),
+            arm("Adam", OptimizerSpec::Adam(AdamSpec::default()), 1e-3),
+        ],
+        1,
+    );
+    let mut session = Session::new(spec, 0, data(), device()).unwrap();
+    let records = run(&mut session);
+    let sizes: Vec<(&str, u64, f64)> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Step(s) => Some((s.arm.as_str(), s.step, s.update_rms.unwrap())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sizes.len(), 2 * 3);
+    assert!(
+        sizes
+            .iter()
+            .all(|(_, _, rms)| rms.is_finite() && *rms > 0.0)
+    );
+    // Adam's first step moves each parameter by at most lr (exactly lr where the gradient is
+    // not zero).
+    let (_, _, adam_first) = sizes
+        .iter()
+        .find(|(a, s, _)| *a == "Adam" && *s == 1)
+        .unwrap();
+    assert!(
+        *adam_first <= 1e-3 * (1.0 + 1e-6) && *adam_first > 1e-4,
+        "{adam_first}"
+    );
+}
