@@ -49,7 +49,7 @@ fn run_writes_records_summary_and_plots() {
     let summary: Value =
         serde_json::from_str(&std::fs::read_to_string(res.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["arms"].as_array().unwrap().len(), 2);
-    for name in ["train_loss", "test_accuracy", "schedules"] {
+    for name in ["train_loss", "test_accuracy", "schedules", "update_size"] {
         let png = std::fs::read(res.join(format!("{name}.png"))).unwrap();
         assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{name}.png");
         let svg = std::fs::read_to_string(res.join(format!("{name}.svg"))).unwrap();

@@ -173,6 +173,9 @@ pub fn plot_runs(runs: &[Run], out: &Path) -> anyhow::Result<Vec<(String, Summar
                 &e.test_accuracy
             })?;
             schedule_figure(&summary, steps_per_epoch, &path("schedules"))?;
+            if summary.arms.iter().any(|a| !a.update_size.is_empty()) {
+                update_size_figure(&summary, &path("update_size"))?;
+            }
         }
         summaries.push((prefix, summary));
     }
@@ -210,83 +213,146 @@ fn curve_figure(
     label: &str,
     metric: fn(&EpochSpread) -> &Spread,
 ) -> anyhow::Result<()> {
+    let series: Vec<(&str, Vec<(f64, Spread)>)> = summary
+        .arms
+        .iter()
+        .map(|arm| {
+            let points = arm
+                .curves
+                .iter()
+                .map(|e| (e.epoch as f64, metric(e).clone()))
+                .collect();
+            (arm.name.as_str(), points)
+        })
+        .collect();
+    let figure = Banded {
+        summary,
+        label,
+        series,
+        log_y: false,
+    };
     render(
         path,
         (900, 600),
-        |area| draw_curves(area, summary, label, metric),
-        |area| draw_curves(area, summary, label, metric),
+        |area| figure.draw(area),
+        |area| figure.draw(area),
     )
 }
 
-fn draw_curves<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    summary: &Summary,
-    label: &str,
-    metric: fn(&EpochSpread) -> &Spread,
-) -> anyhow::Result<()> {
-    let fail = |e: String| anyhow::anyhow!("cannot draw {label}: {e}");
-    let points = summary.arms.iter().flat_map(|a| a.curves.iter());
-    let max_epoch = points.clone().map(|e| e.epoch).max().unwrap_or(1).max(1);
-    let (lo, hi) = points.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), e| {
-        let s = metric(e);
-        (lo.min(s.min), hi.max(s.max))
-    });
-    let (lo, hi) = if lo.is_finite() && hi > lo {
-        let pad = 0.05 * (hi - lo);
-        (lo - pad, hi + pad)
-    } else {
-        (0.0, 1.0)
-    };
-    let seeds = summary.arms.first().map_or(1, |a| a.seeds.len());
-    let caption = format!(
-        "{} — {}{}",
-        summary.experiment.name,
-        label,
-        if seeds > 1 {
-            format!(" (mean of {seeds} seeds, band: min–max)")
-        } else {
-            String::new()
-        }
-    );
-    let mut chart = ChartBuilder::on(area)
-        .caption(caption, ("sans-serif", 22))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(1f64..max_epoch as f64, lo..hi)
-        .map_err(|e| fail(e.to_string()))?;
-    chart
-        .configure_mesh()
-        .x_desc("epoch")
-        .y_desc(label)
-        .draw()
-        .map_err(|e| fail(e.to_string()))?;
-    for (i, arm) in summary.arms.iter().enumerate() {
-        let colour = COLOURS[i % COLOURS.len()];
-        if seeds > 1 {
-            let upper = arm.curves.iter().map(|e| (e.epoch as f64, metric(e).max));
-            let lower = arm
-                .curves
+/// The update size per arm over the run (log scale, seed bands): whether a decaying exponent
+/// only shrinks the steps shows here.
+fn update_size_figure(summary: &Summary, path: &Path) -> anyhow::Result<()> {
+    let series = summary
+        .arms
+        .iter()
+        .map(|arm| {
+            let points = arm
+                .update_size
                 .iter()
-                .rev()
-                .map(|e| (e.epoch as f64, metric(e).min));
-            chart
-                .draw_series(std::iter::once(Polygon::new(
-                    upper.chain(lower).collect::<Vec<_>>(),
-                    colour.mix(0.15).filled(),
-                )))
-                .map_err(|e| fail(e.to_string()))?;
-        }
-        arm_line(
-            &mut chart,
-            i,
-            &arm.name,
-            arm.curves.iter().map(|e| (e.epoch as f64, metric(e).mean)),
-        )
-        .map_err(fail)?;
+                .map(|p| (p.position, p.value.clone()))
+                .collect();
+            (arm.name.as_str(), points)
+        })
+        .collect();
+    let figure = Banded {
+        summary,
+        label: "update size (RMS of Δθ per step)",
+        series,
+        log_y: true,
+    };
+    render(
+        path,
+        (900, 600),
+        |area| figure.draw(area),
+        |area| figure.draw(area),
+    )
+}
+
+/// Per arm, a mean over seeds with a min–max band, against epochs.
+struct Banded<'a> {
+    summary: &'a Summary,
+    label: &'a str,
+    series: Vec<(&'a str, Vec<(f64, Spread)>)>,
+    /// Draw log10 of the values, labelled as powers of ten.
+    log_y: bool,
+}
+
+impl Banded<'_> {
+    fn y(&self, v: f64) -> f64 {
+        if self.log_y { v.max(1e-30).log10() } else { v }
     }
-    legend(&mut chart).map_err(fail)?;
-    Ok(())
+
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> anyhow::Result<()> {
+        let label = self.label;
+        let fail = |e: String| anyhow::anyhow!("cannot draw {label}: {e}");
+        let points = self.series.iter().flat_map(|(_, p)| p.iter());
+        let x_max = points.clone().map(|(x, _)| *x).fold(1.0, f64::max);
+        let x_min = points
+            .clone()
+            .map(|(x, _)| *x)
+            .fold(x_max, f64::min)
+            .min(1.0);
+        let (lo, hi) = points.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (_, s)| {
+            (lo.min(self.y(s.min)), hi.max(self.y(s.max)))
+        });
+        let (lo, hi) = if lo.is_finite() && hi > lo {
+            let pad = 0.05 * (hi - lo);
+            (lo - pad, hi + pad)
+        } else if lo.is_finite() {
+            (lo - 0.5, lo + 0.5)
+        } else {
+            (0.0, 1.0)
+        };
+        let seeds = self.summary.arms.first().map_or(1, |a| a.seeds.len());
+        let caption = format!(
+            "{} — {}{}",
+            self.summary.experiment.name,
+            label,
+            if seeds > 1 {
+                format!(" (mean of {seeds} seeds, band: min–max)")
+            } else {
+                String::new()
+            }
+        );
+        let mut chart = ChartBuilder::on(area)
+            .caption(caption, ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(x_min..x_max, lo..hi)
+            .map_err(|e| fail(e.to_string()))?;
+        let log_label = |v: &f64| format!("{:.0e}", 10f64.powf(*v));
+        let plain_label = |v: &f64| format!("{v:.2}");
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc(label)
+            .y_label_formatter(if self.log_y { &log_label } else { &plain_label })
+            .draw()
+            .map_err(|e| fail(e.to_string()))?;
+        for (i, (name, points)) in self.series.iter().enumerate() {
+            let colour = COLOURS[i % COLOURS.len()];
+            if seeds > 1 {
+                let upper = points.iter().map(|(x, s)| (*x, self.y(s.max)));
+                let lower = points.iter().rev().map(|(x, s)| (*x, self.y(s.min)));
+                chart
+                    .draw_series(std::iter::once(Polygon::new(
+                        upper.chain(lower).collect::<Vec<_>>(),
+                        colour.mix(0.15).filled(),
+                    )))
+                    .map_err(|e| fail(e.to_string()))?;
+            }
+            arm_line(
+                &mut chart,
+                i,
+                name,
+                points.iter().map(|(x, s)| (*x, self.y(s.mean))),
+            )
+            .map_err(fail)?;
+        }
+        legend(&mut chart).map_err(fail)?;
+        Ok(())
+    }
 }
 
 fn schedule_figure(summary: &Summary, steps_per_epoch: u64, path: &Path) -> anyhow::Result<()> {

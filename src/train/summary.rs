@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{EpochRecord, ExperimentSpec, Record, RunInfo};
+use crate::optim::schedule::step_position;
 
 /// Mean, standard deviation (n − 1; 0 for one value), min and max of per-seed values.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -114,6 +115,71 @@ pub struct ArmSummary {
     pub final_train_loss: Option<Spread>,
     /// Per epoch (from 1): the spread over the seeds that reached it.
     pub curves: Vec<EpochSpread>,
+    /// The update size over the run: per stretch of steps, the spread over seeds of each
+    /// seed's RMS of Δθ over those steps (empty for files without `update_rms`).
+    #[serde(default)]
+    pub update_size: Vec<StepSpread>,
+}
+
+/// A spread over seeds at a position on the epoch axis (the start of a stretch of steps).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepSpread {
+    pub position: f64,
+    pub value: Spread,
+}
+
+/// How many stretches a run's steps are cut into for the update-size curve.
+const UPDATE_SIZE_POINTS: u64 = 200;
+
+/// One arm's update size across seeds: the steps cut into about `UPDATE_SIZE_POINTS`
+/// stretches; per stretch and seed the RMS of Δθ over its steps (√ of the mean of the per-step
+/// squares), then their spread over seeds.
+fn update_size_curve(runs: &[Run], arm: &str) -> Vec<StepSpread> {
+    let per_seed: Vec<(u64, Vec<(u64, f64)>)> = runs
+        .iter()
+        .map(|run| {
+            let steps = run
+                .records
+                .iter()
+                .filter_map(|r| match r {
+                    Record::Step(s) if s.arm == arm => Some((s.step, s.update_rms?)),
+                    _ => None,
+                })
+                .collect();
+            (run.info.steps_per_epoch, steps)
+        })
+        .collect();
+    let last = per_seed
+        .iter()
+        .flat_map(|(_, steps)| steps.iter().map(|(t, _)| *t))
+        .max()
+        .unwrap_or(0);
+    if last == 0 {
+        return Vec::new();
+    }
+    let width = last.div_ceil(UPDATE_SIZE_POINTS);
+    let spe = per_seed[0].0;
+    (0..last.div_ceil(width))
+        .filter_map(|k| {
+            let range = k * width + 1..=(k + 1) * width;
+            let values: Vec<f64> = per_seed
+                .iter()
+                .filter_map(|(_, steps)| {
+                    let squares: Vec<f64> = steps
+                        .iter()
+                        .filter(|(t, _)| range.contains(t))
+                        .map(|(_, rms)| rms * rms)
+                        .collect();
+                    (!squares.is_empty())
+                        .then(|| (squares.iter().sum::<f64>() / squares.len() as f64).sqrt())
+                })
+                .collect();
+            Some(StepSpread {
+                position: step_position(*range.start(), spe),
+                value: Spread::of(&values)?,
+            })
+        })
+        .collect()
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -188,6 +254,7 @@ pub fn summarize(runs: &[Run]) -> Option<Summary> {
                 best_test_accuracy: Spread::of(&best),
                 final_train_loss: Spread::of(&last(|e| e.train_loss)),
                 curves,
+                update_size: update_size_curve(runs, name),
             }
         })
         .collect();
@@ -383,6 +450,7 @@ mod tests {
             best_test_accuracy: None,
             final_train_loss: None,
             curves: Vec::new(),
+            update_size: Vec::new(),
         }
     }
 
@@ -414,6 +482,59 @@ mod tests {
         );
         let err = summary.paired_differences("Nope").unwrap_err();
         assert!(err.contains("'Nope'") && err.contains("'SGDM'"), "{err}");
+    }
+
+    #[test]
+    fn update_size_is_the_rms_over_each_stretch_then_spread_over_seeds() {
+        use crate::train::StepRecord;
+        let experiment: ExperimentSpec =
+            serde_json::from_str(r#"{"name":"e","dataset":"cifar10","model":"small-cnn","epochs":1,"batch_size":8,"arms":[]}"#)
+                .unwrap();
+        let run = |seed: u64, sizes: &[f64]| Run {
+            info: RunInfo {
+                experiment: experiment.clone(),
+                seed,
+                backend: "cpu".into(),
+                steps_per_epoch: 2,
+                train_images: 16,
+                test_images: 8,
+            },
+            records: sizes
+                .iter()
+                .enumerate()
+                .map(|(i, &rms)| {
+                    Record::Step(StepRecord {
+                        arm: "A".into(),
+                        step: i as u64 + 1,
+                        epoch: 1,
+                        loss: 1.0,
+                        p: None,
+                        lr: 0.1,
+                        update_rms: Some(rms),
+                    })
+                })
+                .collect(),
+        };
+        // 4 steps, one stretch per step (4 < 200 points).
+        let curve = update_size_curve(
+            &[run(0, &[1.0, 2.0, 3.0, 4.0]), run(1, &[3.0, 2.0, 1.0, 0.0])],
+            "A",
+        );
+        assert_eq!(curve.len(), 4);
+        assert_eq!(curve[0].position, 0.0);
+        assert_eq!(curve[2].position, 1.0);
+        assert_eq!(
+            (curve[0].value.mean, curve[0].value.min, curve[0].value.max),
+            (2.0, 1.0, 3.0)
+        );
+        // 400 steps: stretches of 2 steps, each the RMS of its two step sizes.
+        let long: Vec<f64> = (0..400)
+            .map(|i| if i % 2 == 0 { 3.0 } else { 4.0 })
+            .collect();
+        let curve = update_size_curve(&[run(0, &long)], "A");
+        assert_eq!(curve.len(), 200);
+        assert!((curve[7].value.mean - ((9.0 + 16.0) / 2.0f64).sqrt()).abs() < 1e-12);
+        assert!(update_size_curve(&[run(0, &long)], "B").is_empty());
     }
 
     #[test]
