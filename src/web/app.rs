@@ -17,7 +17,7 @@ use crate::optim::schedule::{sample_over_run, step_position};
 use crate::optim::{Schedule, Shape};
 use crate::trace::{TestFunction, TraceSpec, run_trace};
 use crate::train::summary::smooth;
-use crate::train::{Record, RunInfo, Session};
+use crate::train::{Record, RunInfo, Session, StepRecord};
 
 const TRACE_START: [f64; 2] = [-1.5, 2.0];
 const TRACE_STEPS: u64 = 600;
@@ -65,6 +65,24 @@ async fn yield_now() {
 
 fn colour_of(kind: ArmKind) -> &'static str {
     COLOURS[ArmKind::ALL.iter().position(|k| *k == kind).unwrap_or(0)]
+}
+
+/// One arm's per-step values at `step_position`, in record order.
+fn step_series(
+    records: &[Record],
+    arm: &str,
+    steps_per_epoch: u64,
+    value: fn(&StepRecord) -> Option<f64>,
+) -> Vec<(f64, f64)> {
+    records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Step(step) if step.arm == arm => {
+                Some((step_position(step.step, steps_per_epoch), value(step)?))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// Downloads `text` as a file.
@@ -463,15 +481,7 @@ pub fn App() -> impl IntoView {
         let series = records.with(|all| {
             let mut series = Vec::new();
             for (kind, name) in arms {
-                let raw: Vec<(f64, f64)> = all
-                    .iter()
-                    .filter_map(|r| match r {
-                        Record::Step(step) if step.arm == name => {
-                            Some((step_position(step.step, steps_per_epoch), step.loss))
-                        }
-                        _ => None,
-                    })
-                    .collect();
+                let raw = step_series(all, &name, steps_per_epoch, |s| Some(s.loss));
                 let smoothed = smooth(&raw, 0.9);
                 series.push(Series {
                     faint: true,
@@ -490,6 +500,33 @@ pub fn App() -> impl IntoView {
                 x: Some((0.0, epochs.max(1) as f64)),
                 y: None,
                 log_y: false,
+            },
+        )
+    };
+    // The update size shows whether a decaying exponent only shrinks the steps.
+    let update_chart = move || {
+        let RunView {
+            arms,
+            epochs,
+            steps_per_epoch,
+        } = run.get();
+        let series = records.with(|all| {
+            arms.into_iter()
+                .map(|(kind, name)| {
+                    let points = step_series(all, &name, steps_per_epoch, |s| s.update_rms);
+                    Series::line(name, colour_of(kind), points)
+                })
+                .collect()
+        });
+        line_chart(
+            "update size (RMS of Δθ per step)",
+            "epoch",
+            "RMS Δθ (log scale)",
+            series,
+            Ranges {
+                x: Some((0.0, epochs.max(1) as f64)),
+                y: None,
+                log_y: true,
             },
         )
     };
@@ -609,6 +646,7 @@ pub fn App() -> impl IntoView {
                     {number_input(settings, "trace_lr".into(), "learning rate of every trajectory".into(), "any")}
                 </div>
                 <div id="loss-chart">{loss_chart}</div>
+                <div id="update-chart">{update_chart}</div>
                 <div id="accuracy-chart">{accuracy_chart}</div>
                 <ul id="throughput">{throughput}</ul>
             </section>

@@ -165,6 +165,9 @@ await check('1. WebGPU: badge, all default arms train, epoch-1 test accuracy', a
     expect(records[0].type === 'run', `first record is ${records[0].type}, expected run`);
     const epochs = records.filter(r => r.type === 'epoch');
     expect(epochs.length === DEFAULT_ARMS.length, `${epochs.length} epoch records`);
+    const steps = records.filter(r => r.type === 'step');
+    expect(steps.length > 0 && steps.every(r => Number.isFinite(r.update_rms) && r.update_rms > 0),
+      'a step record without a finite, positive update_rms');
     expect(epochs.every(e => Number.isFinite(e.test_accuracy)), 'non-finite test accuracy in the export');
     expect(process.env.ADAEXP, 'ADAEXP (the adaexp binary) is not set');
     const out = join(artifacts, 'plot');
@@ -250,7 +253,7 @@ await check('8. an out-of-range number is marked with the reason and not applied
   await page.close();
 });
 
-await check('3. without WebGPU: the CPU notice shows and training still produces points', async () => {
+await check('3. without WebGPU: the CPU notice shows and training still produces loss and update-size points', async () => {
   const started = Date.now();
   const page = await open(cpu, `?${RUN}`, cpuLog);
   const badge = await page.textContent('#backend');
@@ -274,6 +277,8 @@ await check('3. without WebGPU: the CPU notice shows and training still produces
   }, DEFAULT_ARMS, { timeout: 5 * MINUTE, polling: 200 });
   await waitForPoints(page, '#loss-chart', DEFAULT_ARMS, 3, 5 * MINUTE);
   await waitFinished(page, 5 * MINUTE);
+  const sizes = await seriesPoints(page, '#update-chart');
+  for (const arm of DEFAULT_ARMS) expect(sizes[arm] >= 3, `${arm}: ${sizes[arm]} update-size points`);
   const longest = await page.evaluate(() => Math.max(...window.__gaps));
   facts.push(`CPU: longest main-thread stretch without a timer tick while training: ${longest.toFixed(0)} ms`);
   const rates = await page.$$eval('#throughput li', items => items.map(i => i.textContent));
