@@ -225,18 +225,13 @@ fn curve_figure(
             (arm.name.as_str(), points)
         })
         .collect();
-    let figure = Banded {
+    Banded {
         summary,
         label,
         series,
         log_y: false,
-    };
-    render(
-        path,
-        (900, 600),
-        |area| figure.draw(area),
-        |area| figure.draw(area),
-    )
+    }
+    .render(path)
 }
 
 /// The update size per arm over the run (log scale, seed bands): whether a decaying exponent
@@ -254,18 +249,13 @@ fn update_size_figure(summary: &Summary, path: &Path) -> anyhow::Result<()> {
             (arm.name.as_str(), points)
         })
         .collect();
-    let figure = Banded {
+    Banded {
         summary,
         label: "update size (RMS of Δθ per step)",
         series,
         log_y: true,
-    };
-    render(
-        path,
-        (900, 600),
-        |area| figure.draw(area),
-        |area| figure.draw(area),
-    )
+    }
+    .render(path)
 }
 
 /// Per arm, a mean over seeds with a min–max band, against epochs.
@@ -278,6 +268,15 @@ struct Banded<'a> {
 }
 
 impl Banded<'_> {
+    fn render(&self, path: &Path) -> anyhow::Result<()> {
+        render(
+            path,
+            (900, 600),
+            |area| self.draw(area),
+            |area| self.draw(area),
+        )
+    }
+
     fn y(&self, v: f64) -> f64 {
         if self.log_y { v.max(1e-30).log10() } else { v }
     }

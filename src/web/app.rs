@@ -689,6 +689,42 @@ fn number_input(
     }
 }
 
+/// (value, text) of each choice of a select.
+type Choices = &'static [(&'static str, &'static str)];
+const LR_DECAYS: Choices = &[
+    ("constant", "none"),
+    ("linear", "linear to 0"),
+    ("cosine", "cosine to 0"),
+    ("step", "×0.1 at half the run"),
+];
+const MODELS: Choices = &[
+    ("small-cnn", "small CNN (57k)"),
+    ("resnet20", "ResNet-20 (0.27M)"),
+];
+
+/// A labelled select bound to one settings key.
+fn select(
+    settings: RwSignal<LabSettings>,
+    key: String,
+    label: &'static str,
+    choices: Vec<(&'static str, &'static str)>,
+) -> impl IntoView {
+    let read_key = key.clone();
+    view! {
+        <label>
+            <span>{label}</span>
+            <select name=key.clone()
+                prop:value=move || settings.with(|s| s.get(&read_key).unwrap_or_default())
+                on:change=move |ev| {
+                    let value = event_target_value(&ev);
+                    settings.update(|s| { let _ = s.set(&key, &value); });
+                }>
+                {choices.into_iter().map(|(value, text)| view! { <option value=value>{text}</option> }).collect_view()}
+            </select>
+        </label>
+    }
+}
+
 /// A slider on [0, 1] bound to one settings key.
 fn slider(settings: RwSignal<LabSettings>, key: String, label: String) -> impl IntoView {
     let read_key = key.clone();
@@ -724,27 +760,13 @@ pub fn Controls(settings: RwSignal<LabSettings>, arms_locked: Signal<bool>) -> i
             };
             let extra = match kind {
                 ArmKind::Padam => slider(settings, format!("{k}.p"), "p".into()).into_any(),
-                ArmKind::AdaExp | ArmKind::AdaExp2 => {
-                    let shape_key = format!("{k}.shape");
-                    let read = shape_key.clone();
-                    view! {
-                        {slider(settings, format!("{k}.p0"), "p start".into())}
-                        {slider(settings, format!("{k}.p1"), "p end".into())}
-                        <label>
-                            <span>"shape"</span>
-                            <select name=shape_key.clone()
-                                prop:value=move || settings.with(|s| s.get(&read).unwrap_or_default())
-                                on:change=move |ev| {
-                                    let value = event_target_value(&ev);
-                                    settings.update(|s| { let _ = s.set(&shape_key, &value); });
-                                }>
-                                {Shape::ALL.into_iter().map(|s| view! { <option value=s.name()>{s.name()}</option> }).collect_view()}
-                            </select>
-                        </label>
-                        {number_input(settings, format!("{k}.len"), "decay epochs".into(), "0.5")}
-                    }
-                    .into_any()
+                ArmKind::AdaExp | ArmKind::AdaExp2 => view! {
+                    {slider(settings, format!("{k}.p0"), "p start".into())}
+                    {slider(settings, format!("{k}.p1"), "p end".into())}
+                    {select(settings, format!("{k}.shape"), "shape", Shape::ALL.map(|s| (s.name(), s.name())).to_vec())}
+                    {number_input(settings, format!("{k}.len"), "decay epochs".into(), "0.5")}
                 }
+                .into_any(),
                 _ => ().into_any(),
             };
             let enabled_key = k.to_owned();
@@ -778,35 +800,11 @@ pub fn Controls(settings: RwSignal<LabSettings>, arms_locked: Signal<bool>) -> i
             {number_input(settings, "beta2".into(), "β2".into(), "0.001")}
             {number_input(settings, "eps".into(), "ε".into(), "any")}
             {number_input(settings, "wd".into(), "weight decay (decoupled)".into(), "any")}
-            <label>
-                <span>"lr decay (every arm)"</span>
-                <select name="lr_decay"
-                    prop:value=move || settings.with(|s| s.get("lr_decay").unwrap_or_default())
-                    on:change=move |ev| {
-                        let value = event_target_value(&ev);
-                        settings.update(|s| { let _ = s.set("lr_decay", &value); });
-                    }>
-                    <option value="constant">"none"</option>
-                    <option value="linear">"linear to 0"</option>
-                    <option value="cosine">"cosine to 0"</option>
-                    <option value="step">"×0.1 at half the run"</option>
-                </select>
-            </label>
+            {select(settings, "lr_decay".into(), "lr decay (every arm)", LR_DECAYS.to_vec())}
         </fieldset>
         <fieldset>
             <legend>"run"</legend>
-            <label>
-                <span>"model"</span>
-                <select name="model"
-                    prop:value=move || settings.with(|s| s.get("model").unwrap_or_default())
-                    on:change=move |ev| {
-                        let value = event_target_value(&ev);
-                        settings.update(|s| { let _ = s.set("model", &value); });
-                    }>
-                    <option value="small-cnn">"small CNN (57k)"</option>
-                    <option value="resnet20">"ResNet-20 (0.27M)"</option>
-                </select>
-            </label>
+            {select(settings, "model".into(), "model", MODELS.to_vec())}
             {number_input(settings, "batch".into(), "batch size".into(), "1")}
             {number_input(settings, "train".into(), "training images".into(), "100")}
             {number_input(settings, "test".into(), "test images".into(), "100")}
