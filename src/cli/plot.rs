@@ -111,6 +111,35 @@ const COLOURS: [RGBColor; 8] = [
 
 type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
+/// A chart against epochs in the figures' layout, its mesh drawn; with `log_y` the y values are
+/// log10 and labelled as powers of ten.
+fn epoch_chart<'a, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    (caption, caption_size): (String, u32),
+    x: std::ops::Range<f64>,
+    y: std::ops::Range<f64>,
+    y_label: &str,
+    log_y: bool,
+) -> Result<Chart<'a, DB>, String> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", caption_size))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x, y)
+        .map_err(|e| e.to_string())?;
+    let log_label = |v: &f64| format!("{:.0e}", 10f64.powf(*v));
+    let plain_label = |v: &f64| format!("{v:.2}");
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc(y_label)
+        .y_label_formatter(if log_y { &log_label } else { &plain_label })
+        .draw()
+        .map_err(|e| e.to_string())?;
+    Ok(chart)
+}
+
 /// Arm `index`'s line in its colour, with its legend entry.
 fn arm_line<DB: DrawingBackend>(
     chart: &mut Chart<'_, DB>,
@@ -313,22 +342,8 @@ impl Banded<'_> {
                 String::new()
             }
         );
-        let mut chart = ChartBuilder::on(area)
-            .caption(caption, ("sans-serif", 22))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
-            .build_cartesian_2d(x_min..x_max, lo..hi)
-            .map_err(|e| fail(e.to_string()))?;
-        let log_label = |v: &f64| format!("{:.0e}", 10f64.powf(*v));
-        let plain_label = |v: &f64| format!("{v:.2}");
-        chart
-            .configure_mesh()
-            .x_desc("epoch")
-            .y_desc(label)
-            .y_label_formatter(if self.log_y { &log_label } else { &plain_label })
-            .draw()
-            .map_err(|e| fail(e.to_string()))?;
+        let mut chart = epoch_chart(area, (caption, 22), x_min..x_max, lo..hi, label, self.log_y)
+            .map_err(fail)?;
         for (i, (name, points)) in self.series.iter().enumerate() {
             let colour = COLOURS[i % COLOURS.len()];
             if seeds > 1 {
@@ -422,22 +437,16 @@ fn draw_schedules<DB: DrawingBackend>(
                 (-4.0, 0.0)
             }
         };
-        let mut chart = ChartBuilder::on(panel)
-            .caption(format!("{} — {label}", spec.name), ("sans-serif", 20))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0f64..spec.epochs as f64, lo..hi)
-            .map_err(|e| fail(e.to_string()))?;
-        let log_label = |v: &f64| format!("{:.0e}", 10f64.powf(*v));
-        let plain_label = |v: &f64| format!("{v:.2}");
-        chart
-            .configure_mesh()
-            .x_desc("epoch")
-            .y_desc(label)
-            .y_label_formatter(if exponent { &plain_label } else { &log_label })
-            .draw()
-            .map_err(|e| fail(e.to_string()))?;
+        let caption = (format!("{} — {label}", spec.name), 20);
+        let mut chart = epoch_chart(
+            panel,
+            caption,
+            0f64..spec.epochs as f64,
+            lo..hi,
+            label,
+            !exponent,
+        )
+        .map_err(fail)?;
         for (i, values) in series {
             arm_line(&mut chart, i, &spec.arms[i].name, values).map_err(fail)?;
         }
