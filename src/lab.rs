@@ -15,9 +15,10 @@ use crate::optim::{
     WeightDecay,
 };
 use crate::trace::{TestFunction, TraceSpec};
-use crate::train::{ArmSpec, ExperimentSpec};
+use crate::train::{ArmLr, ArmSpec, ExperimentSpec};
 
-/// The five arms the page offers; AdaExp twice so that two schedules can be compared.
+/// The arms the page offers: AdaExp twice so that two schedules can be compared, and the
+/// control that gives Adam's direction AdaExp's step size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ArmKind {
     Sgdm,
@@ -25,15 +26,18 @@ pub enum ArmKind {
     Padam,
     AdaExp,
     AdaExp2,
+    /// Adam whose learning rate, at every step, makes its update as large as AdaExp's.
+    AdamMatched,
 }
 
 impl ArmKind {
-    pub const ALL: [ArmKind; 5] = [
+    pub const ALL: [ArmKind; 6] = [
         ArmKind::Sgdm,
         ArmKind::Adam,
         ArmKind::Padam,
         ArmKind::AdaExp,
         ArmKind::AdaExp2,
+        ArmKind::AdamMatched,
     ];
 
     /// The arm's prefix in the query string.
@@ -44,6 +48,7 @@ impl ArmKind {
             ArmKind::Padam => "padam",
             ArmKind::AdaExp => "ax",
             ArmKind::AdaExp2 => "ax2",
+            ArmKind::AdamMatched => "adam_m",
         }
     }
 
@@ -57,11 +62,17 @@ impl ArmKind {
             ArmKind::Padam => "Padam",
             ArmKind::AdaExp => "AdaExp",
             ArmKind::AdaExp2 => "AdaExp #2",
+            ArmKind::AdamMatched => "Adam matched to AdaExp",
         }
     }
 
     fn has_schedule(self) -> bool {
         matches!(self, ArmKind::AdaExp | ArmKind::AdaExp2)
+    }
+
+    /// Whether the arm has a learning rate of its own (the matched arm takes AdaExp's step).
+    pub fn has_lr(self) -> bool {
+        self != ArmKind::AdamMatched
     }
 }
 
@@ -89,6 +100,7 @@ impl ArmControls {
         match self.kind {
             ArmKind::Sgdm => "SGDM".into(),
             ArmKind::Adam => "Adam".into(),
+            ArmKind::AdamMatched => "Adam at AdaExp's step size".into(),
             ArmKind::Padam => format!("Padam p={}", self.p_start),
             ArmKind::AdaExp | ArmKind::AdaExp2 => {
                 let n = if self.kind == ArmKind::AdaExp2 {
@@ -150,6 +162,7 @@ impl Default for LabSettings {
                 arm(ArmKind::Padam, true, 0.1, 0.125, 0.125, Shape::Constant),
                 arm(ArmKind::AdaExp, true, 1e-3, 0.5, 0.0, Shape::Linear),
                 arm(ArmKind::AdaExp2, false, 1e-3, 0.5, 0.0, Shape::Cosine),
+                arm(ArmKind::AdamMatched, false, 1e-3, 0.5, 0.5, Shape::Constant),
             ],
             momentum: SgdmSpec::default().momentum,
             beta1: adam.beta1,
@@ -198,7 +211,9 @@ impl LabSettings {
         for kind in ArmKind::ALL {
             let k = kind.key();
             keys.push(k.to_owned());
-            keys.push(format!("{k}.lr"));
+            if kind.has_lr() {
+                keys.push(format!("{k}.lr"));
+            }
             if kind == ArmKind::Padam {
                 keys.push(format!("{k}.p"));
             }
@@ -226,7 +241,7 @@ impl LabSettings {
         if let Some((arm_key, field)) = key.split_once('.') {
             let arm = self.arms.iter().find(|a| a.kind.key() == arm_key)?;
             return Some(match field {
-                "lr" => arm.lr.to_string(),
+                "lr" if arm.kind.has_lr() => arm.lr.to_string(),
                 "p" | "p0" => arm.p_start.to_string(),
                 "p1" => arm.p_end.to_string(),
                 "shape" => arm.shape.name().to_owned(),
@@ -261,7 +276,7 @@ impl LabSettings {
         if let Some((arm_key, field)) = key.split_once('.') {
             let arm = self.arm_mut(arm_key).ok_or_else(unknown)?;
             match field {
-                "lr" => arm.lr = parse_finite(value)?,
+                "lr" if arm.kind.has_lr() => arm.lr = parse_finite(value)?,
                 "p" if arm.kind == ArmKind::Padam => arm.p_start = parse_finite(value)?,
                 "p0" if arm.kind.has_schedule() => arm.p_start = parse_finite(value)?,
                 "p1" if arm.kind.has_schedule() => arm.p_end = parse_finite(value)?,
@@ -367,6 +382,8 @@ impl LabSettings {
             let k = arm.kind.key();
             return match inner {
                 "lr" => format!("{k}.lr"),
+                // The matched arm without AdaExp: it is switched off again.
+                "lr.match_update_of" => k.to_owned(),
                 "optimizer.p" => format!("{k}.p"),
                 "optimizer.p.start" => format!("{k}.p0"),
                 "optimizer.p.end" => format!("{k}.p1"),
@@ -387,7 +404,7 @@ impl LabSettings {
     pub fn optimizer(&self, arm: &ArmControls) -> OptimizerSpec {
         let family = match arm.kind {
             ArmKind::Sgdm => Family::Sgdm,
-            ArmKind::Adam => Family::Adam,
+            ArmKind::Adam | ArmKind::AdamMatched => Family::Adam,
             ArmKind::Padam => Family::Padam,
             ArmKind::AdaExp | ArmKind::AdaExp2 => Family::Adaexp,
         };
@@ -443,7 +460,13 @@ impl LabSettings {
                 .map(|a| ArmSpec {
                     name: a.kind.name().to_owned(),
                     optimizer: self.optimizer(a),
-                    lr: self.lr_schedule(a.lr),
+                    lr: if a.kind.has_lr() {
+                        self.lr_schedule(a.lr).into()
+                    } else {
+                        ArmLr::Matched {
+                            match_update_of: ArmKind::AdaExp.name().to_owned(),
+                        }
+                    },
                 })
                 .collect(),
         }
@@ -516,9 +539,9 @@ mod tests {
         let spec = settings.experiment();
         // 4 epochs of 4 steps: s = ½ at step 9, where η is half the base rate.
         for arm in &spec.arms {
-            let base = arm.lr.base;
-            assert_eq!(arm.lr.value(1, 4), base);
-            assert!((arm.lr.value(9, 4) - base / 2.0).abs() < 1e-15);
+            let lr = arm.lr.schedule().unwrap();
+            assert_eq!(lr.value(1, 4), lr.base);
+            assert!((lr.value(9, 4) - lr.base / 2.0).abs() < 1e-15);
         }
         let (_, notices) = LabSettings::from_query("lr_decay=exponential");
         assert!(
@@ -553,7 +576,32 @@ mod tests {
         let (back, notices) = LabSettings::from_query(&format!("?{query}"));
         assert_eq!(back, settings);
         assert!(notices.is_empty(), "{notices:?}");
-        assert_eq!(LabSettings::keys().len(), 5 * 2 + 1 + 2 * 4 + 13);
+        // Six on/off keys, five learning rates (not the matched arm's), Padam's p, two schedules.
+        assert_eq!(LabSettings::keys().len(), 6 + 5 + 1 + 2 * 4 + 13);
+    }
+
+    #[test]
+    fn the_matched_arm_follows_adaexp_and_needs_it() {
+        let (settings, notices) = LabSettings::from_query("adam_m=1");
+        assert!(notices.is_empty(), "{notices:?}");
+        let spec = settings.experiment();
+        let matched = spec.arms.last().unwrap();
+        assert_eq!(matched.name, "Adam matched to AdaExp");
+        assert_eq!(matched.lr.target(), Some("AdaExp"));
+        assert_eq!(matched.optimizer.exponent_at(1, 1), Some(0.5));
+        spec.validate().unwrap();
+        // Without AdaExp there is nothing to match: the arm is switched off, with a notice.
+        let (settings, notices) = LabSettings::from_query("adam_m=1&ax=0");
+        assert!(!settings.arms[5].enabled);
+        assert!(
+            notices
+                .iter()
+                .any(|n| n.starts_with("adam_m:") && n.contains("AdaExp")),
+            "{notices:?}"
+        );
+        // It has no learning rate of its own.
+        let (_, notices) = LabSettings::from_query("adam_m.lr=0.1");
+        assert!(notices[0].contains("unknown setting"), "{notices:?}");
     }
 
     #[test]

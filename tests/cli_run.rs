@@ -129,6 +129,58 @@ fn resumed_run_equals_uninterrupted_run() {
 }
 
 #[test]
+fn a_matched_control_trains_resumes_and_shows_its_rate() {
+    let (dir, toml) = setup(2);
+    let matched = format!(
+        "{}\n[[arms]]\nname = \"Adam at AdaExp's size\"\noptimizer = {{ kind = \"adam\" }}\nlr = {{ match_update_of = \"AdaExp\" }}\n",
+        std::fs::read_to_string(dir.path().join(&toml)).unwrap()
+    );
+    std::fs::write(dir.path().join(&toml), matched).unwrap();
+    ok(&run_on_cpu(dir.path(), &toml, "cifar", "straight", &[]));
+    let records = lines(&dir.path().join("straight/seed-0.jsonl"));
+    let sizes = |arm: &str| -> Vec<(f64, f64)> {
+        records
+            .iter()
+            .filter(|r| r["type"] == "step" && r["arm"] == arm)
+            .map(|r| (r["update_rms"].as_f64().unwrap(), r["lr"].as_f64().unwrap()))
+            .collect()
+    };
+    let (target, matched) = (sizes("AdaExp"), sizes("Adam at AdaExp's size"));
+    assert_eq!(matched.len(), 2 * 4);
+    for ((want, _), (got, lr)) in target.iter().zip(&matched) {
+        assert!((got - want).abs() <= 1e-5 * want, "{got} vs {want}");
+        assert!(lr.is_finite() && *lr > 0.0);
+    }
+    // The rate it took is in the summary (and drawn in the schedules figure).
+    let summary: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("straight/summary.json")).unwrap(),
+    )
+    .unwrap();
+    let rates = summary["arms"][2]["matched_lr"].as_array().unwrap();
+    assert_eq!(rates.len(), 8);
+    assert!(summary["arms"][1].get("matched_lr").is_none());
+    // A checkpoint holds it like any arm: stopped after epoch 1 and resumed, it matches.
+    ok(&run_on_cpu(
+        dir.path(),
+        &toml,
+        "cifar",
+        "split",
+        &["--epochs", "1", "--no-plot"],
+    ));
+    ok(&run_on_cpu(
+        dir.path(),
+        &toml,
+        "cifar",
+        "split",
+        &["--epochs", "2", "--resume", "--no-plot"],
+    ));
+    assert_eq!(
+        untimed(&dir.path().join("straight/seed-0.jsonl")),
+        untimed(&dir.path().join("split/seed-0.jsonl"))
+    );
+}
+
+#[test]
 fn fashion_mnist_one_channel_runs() {
     let dir = tempfile::tempdir().unwrap();
     write_fashion_dir(&dir.path().join("fm"), 60, 20);

@@ -82,7 +82,7 @@ fn train_throughput(
         arms: vec![ArmSpec {
             name: "sgdm".into(),
             optimizer: OptimizerSpec::Sgdm(SgdmSpec::default()),
-            lr: LrSchedule::constant(0.01),
+            lr: LrSchedule::constant(0.01).into(),
         }],
     };
     let mut session = Session::new(spec, 0, Splits { train, test }, device.clone())?;

@@ -398,14 +398,22 @@ fn draw_schedules<DB: DrawingBackend>(
             .iter()
             .enumerate()
             .filter_map(|(i, arm)| {
-                let values = sample_over_run(total, spe, 400, |t| {
-                    if exponent {
-                        arm.optimizer.exponent_at(t, spe)
-                    } else {
-                        Some(arm.lr.value(t, spe))
+                let values = match (exponent, arm.lr.schedule()) {
+                    (true, _) => {
+                        sample_over_run(total, spe, 400, |t| arm.optimizer.exponent_at(t, spe))
                     }
-                });
-                values.map(|v| (i, v))
+                    (false, Some(lr)) => {
+                        sample_over_run(total, spe, 400, |t| Some(lr.value(t, spe)))
+                    }
+                    // A matched arm's rate is whatever it took: the mean over seeds.
+                    (false, None) => summary.arms.get(i).map(|a| {
+                        a.matched_lr
+                            .iter()
+                            .map(|s| (s.position, s.value.mean))
+                            .collect()
+                    }),
+                };
+                values.filter(|v| !v.is_empty()).map(|v| (i, v))
             })
             .collect();
         // Learning rates differ by orders of magnitude between families: plot log10 η.

@@ -249,6 +249,7 @@ fn epoch_message(records: &[Record], epoch: u64) -> String {
         .filter_map(|r| match r {
             Record::Epoch(e) => Some(format!("{} {:.1}%", e.arm, 100.0 * e.test_accuracy)),
             Record::Diverged(d) => Some(format!("{} diverged", d.arm)),
+            Record::Stopped(s) => Some(format!("{} stopped: {}", s.arm, s.reason)),
             _ => None,
         })
         .collect();

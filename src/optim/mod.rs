@@ -5,8 +5,10 @@ pub mod schedule;
 pub mod sgdm;
 pub mod spec;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::ModuleOptimizer;
 use burn::tensor::Tensor;
 
@@ -109,6 +111,50 @@ impl UpdateSize {
         let elements = std::mem::take(&mut sum.elements);
         sum.squares.take().map(|squares| (squares, elements))
     }
+}
+
+/// θ_before + scale·(θ_after − θ_before) for every trained parameter: an optimizer step taken
+/// at lr 1 becomes the step at lr `scale`, because every update here (momentum, the adaptive
+/// direction, decoupled decay) is linear in the learning rate and the optimizer state does not
+/// depend on it. Buffers (batch-norm statistics) are left as `after` has them.
+pub fn scale_update<M: Module>(before: &M, after: M, scale: f64) -> M {
+    struct Collect(HashMap<ParamId, Tensor<1>>);
+    impl ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let value = param.val();
+            if value.is_require_grad() {
+                self.0.insert(param.id, value.inner().reshape([-1]));
+            }
+        }
+    }
+    struct Scale {
+        before: HashMap<ParamId, Tensor<1>>,
+        scale: f64,
+    }
+    impl ModuleMapper for Scale {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let Some(before) = self.before.remove(&param.id) else {
+                return param;
+            };
+            let scale = self.scale;
+            param.map(|after| {
+                let after_inner = after.clone().inner();
+                let before = before.reshape(after_inner.shape());
+                let scaled = before.clone() + (after_inner - before).mul_scalar(scale);
+                let mut lifted = Tensor::from_inner(scaled);
+                if let Some(strategy) = after.gradient_checkpointing_strategy() {
+                    lifted = lifted.with_gradient_checkpointing_strategy(strategy);
+                }
+                lifted.require_grad()
+            })
+        }
+    }
+    let mut collect = Collect(HashMap::new());
+    before.visit(&mut collect);
+    after.map(&mut Scale {
+        before: collect.0,
+        scale,
+    })
 }
 
 /// A ready optimizer plus, for the adaptive family, the live handle on its exponent schedule,

@@ -9,7 +9,7 @@ pub mod summary;
 use serde::{Deserialize, Serialize};
 
 pub use session::{ArmCheckpoint, ArmStatus, Checkpoint, Session, TrainError};
-pub use spec::{ArmSpec, ExperimentSpec};
+pub use spec::{ArmLr, ArmSpec, ExperimentSpec};
 
 /// One line of a result file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -20,6 +20,7 @@ pub enum Record {
     Step(StepRecord),
     Epoch(EpochRecord),
     Diverged(DivergedRecord),
+    Stopped(StoppedRecord),
 }
 
 /// What a result file describes: one run (one seed) of an experiment.
@@ -42,6 +43,7 @@ impl Record {
             Record::Step(r) => Some(&r.arm),
             Record::Epoch(r) => Some(&r.arm),
             Record::Diverged(r) => Some(&r.arm),
+            Record::Stopped(r) => Some(&r.arm),
         }
     }
 }
@@ -89,6 +91,16 @@ pub struct DivergedRecord {
     pub step: u64,
     /// `NaN`, `inf` or `-inf` (JSON has no such numbers).
     pub loss: String,
+}
+
+/// An arm stopped for a reason other than its own loss (a matched arm whose target stopped).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoppedRecord {
+    pub arm: String,
+    pub epoch: u64,
+    /// The step it did not take.
+    pub step: u64,
+    pub reason: String,
 }
 
 #[cfg(test)]

@@ -9,13 +9,16 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use web_time::{Duration, Instant};
 
-use super::{ArmSpec, DivergedRecord, EpochRecord, ExperimentSpec, Record, RunInfo, StepRecord};
+use super::{
+    ArmLr, ArmSpec, DivergedRecord, EpochRecord, ExperimentSpec, Record, RunInfo, StepRecord,
+    StoppedRecord,
+};
 use crate::data::batch::{
     Augmentation, Batch, Normalization, Purpose, epoch_order, make_batch, rng,
 };
 use crate::data::{ImageSet, Splits};
 use crate::model::Model;
-use crate::optim::{Schedule, SharedSchedule, UpdateSize};
+use crate::optim::{Schedule, SharedSchedule, UpdateSize, scale_update};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -33,6 +36,11 @@ pub enum ArmStatus {
     Running,
     /// Stopped at this step because its loss was not finite.
     Diverged {
+        step: u64,
+    },
+    /// Stopped before this step although its own loss was finite: a matched arm whose target
+    /// stopped, or whose unscaled update was not finite.
+    Stopped {
         step: u64,
     },
 }
@@ -83,6 +91,8 @@ pub struct Session {
     normalization: Normalization,
     device: Device,
     arms: Vec<Arm>,
+    /// The order arms step in within a batch: every matched arm after the arm it matches.
+    step_order: Vec<usize>,
     steps_per_epoch: u64,
     /// Epochs completed.
     epoch: u64,
@@ -164,7 +174,12 @@ impl Session {
             })
             .collect();
         let normalization = Normalization::of(&data.train);
+        // Validation allows no chains, so unmatched arms first, then matched ones, suffices.
+        let (mut step_order, matched): (Vec<usize>, Vec<usize>) =
+            (0..spec.arms.len()).partition(|&i| spec.arms[i].lr.target().is_none());
+        step_order.extend(matched);
         Ok(Session {
+            step_order,
             augment_rng: rng(seed, Purpose::Augment, 0),
             order: Vec::new(),
             spec,
@@ -248,6 +263,25 @@ impl Session {
         }
     }
 
+    /// Every trained parameter of the arm named `arm`, flattened in visiting order.
+    #[cfg(test)]
+    pub(crate) fn flat_parameters(&self, arm: &str) -> Vec<f32> {
+        use burn::module::{ModuleVisitor, Param};
+        struct Flatten(Vec<f32>);
+        impl ModuleVisitor for Flatten {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                let value = param.val();
+                if value.is_require_grad() {
+                    self.0.extend(value.into_data().iter::<f32>());
+                }
+            }
+        }
+        let arm = self.arms.iter().find(|a| a.spec.name == arm).unwrap();
+        let mut flatten = Flatten(Vec::new());
+        arm.model.as_ref().unwrap().visit(&mut flatten);
+        flatten.0
+    }
+
     fn batch_indices(&self) -> std::ops::Range<usize> {
         let start = self.batch as usize * self.spec.batch_size;
         start..(start + self.spec.batch_size).min(self.data.train.len())
@@ -276,13 +310,39 @@ impl Session {
             &self.device,
         );
         let epoch = self.epoch + 1;
-        let mut records = Vec::new();
-        for arm in self
-            .arms
-            .iter_mut()
-            .filter(|a| a.status == ArmStatus::Running)
-        {
-            records.push(arm.train_step(&batch, epoch, self.steps_per_epoch).await?);
+        let mut records: Vec<Record> = Vec::new();
+        for &i in &self.step_order {
+            let arm = &mut self.arms[i];
+            if arm.status != ArmStatus::Running {
+                continue;
+            }
+            let rate = match &arm.spec.lr {
+                ArmLr::Schedule(schedule) => {
+                    Rate::Scheduled(schedule.value(arm.step + 1, self.steps_per_epoch))
+                }
+                ArmLr::Matched { match_update_of } => {
+                    // The target stepped earlier in this batch: its record of this step holds
+                    // the size to match; no record means it has stopped.
+                    let target_rms = records.iter().find_map(|r| match r {
+                        Record::Step(s) if &s.arm == match_update_of => s.update_rms,
+                        _ => None,
+                    });
+                    match target_rms {
+                        Some(rms) => Rate::Matched(rms),
+                        None => {
+                            records.push(arm.stop(
+                                epoch,
+                                format!(
+                                    "the arm it matches, '{match_update_of}', stopped training, \
+                                     so there is no update size to match"
+                                ),
+                            ));
+                            continue;
+                        }
+                    }
+                }
+            };
+            records.push(arm.train_step(&batch, epoch, rate).await?);
             yield_to_browser().await;
         }
         self.batch += 1;
@@ -418,19 +478,44 @@ impl Session {
     }
 }
 
+/// Where an arm's learning rate for a step comes from.
+#[derive(Clone, Copy, Debug)]
+enum Rate {
+    Scheduled(f64),
+    /// Whatever rate gives an update of this RMS (the target arm's, at the same step).
+    Matched(f64),
+}
+
 impl Arm {
+    /// Stops the arm before its next step, saying why.
+    fn stop(&mut self, epoch: u64, reason: String) -> Record {
+        let step = self.step + 1;
+        self.status = ArmStatus::Stopped { step };
+        Record::Stopped(StoppedRecord {
+            arm: self.spec.name.clone(),
+            epoch,
+            step,
+            reason,
+        })
+    }
+
     async fn train_step(
         &mut self,
         batch: &Batch,
         epoch: u64,
-        steps_per_epoch: u64,
+        rate: Rate,
     ) -> Result<Record, TrainError> {
         let started = Instant::now();
         let step = self.step + 1;
         let model = self.model.take().expect("model present between steps");
         let logits = model.forward(batch.images.clone());
         let (loss, stats) = loss_and_correct(logits, batch.labels.clone());
-        let lr = self.spec.lr.value(step, steps_per_epoch);
+        // A matched arm steps at lr 1 and is then scaled to the target's size, which takes its
+        // own unscaled size: known after the one read below.
+        let lr = match rate {
+            Rate::Scheduled(lr) => lr,
+            Rate::Matched(_) => 1.0,
+        };
         let p = self.exponent.as_ref().map(|e| e.value(step));
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         // The weights before the update stay the arm's if the step turns out to have diverged
@@ -459,8 +544,28 @@ impl Arm {
                 loss: loss_value.to_string(),
             }));
         }
-        let update_rms =
+        let mut update_rms =
             update.map(|(_, elements)| (f64::from(values[2]) / elements.max(1) as f64).sqrt());
+        let (updated, lr) = match (rate, update_rms) {
+            (Rate::Scheduled(_), _) => (updated, lr),
+            (Rate::Matched(target), Some(unscaled)) if unscaled.is_finite() => {
+                // No update of its own (a zero gradient) cannot be scaled to any size.
+                let scale = if unscaled > 0.0 {
+                    target / unscaled
+                } else {
+                    0.0
+                };
+                update_rms = Some(unscaled * scale);
+                (scale_update(&before, updated, scale), scale)
+            }
+            (Rate::Matched(_), unscaled) => {
+                self.model = Some(before);
+                return Ok(self.stop(
+                    epoch,
+                    format!("its update at lr 1 has no finite size ({unscaled:?}) to scale"),
+                ));
+            }
+        };
         self.model = Some(updated);
         self.step = step;
         let n = batch.labels.dims()[0];

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Dataset;
 use crate::model::ModelSpec;
-use crate::optim::{LrSchedule, OptimizerSpec, SpecError};
+use crate::optim::{Length, LrDecay, LrSchedule, OptimizerSpec, SpecError};
 
 /// One optimizer run inside a session.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -13,7 +13,83 @@ use crate::optim::{LrSchedule, OptimizerSpec, SpecError};
 pub struct ArmSpec {
     pub name: String,
     pub optimizer: OptimizerSpec,
-    pub lr: LrSchedule,
+    pub lr: ArmLr,
+}
+
+/// An arm's learning rate: a schedule, or `{ match_update_of = "NAME" }`: at every step the
+/// rate that makes this arm's update RMS equal the named arm's at the same step (the control
+/// that gives one optimizer's direction another's step size).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged, try_from = "RawArmLr")]
+pub enum ArmLr {
+    Schedule(LrSchedule),
+    Matched { match_update_of: String },
+}
+
+impl From<LrSchedule> for ArmLr {
+    fn from(schedule: LrSchedule) -> Self {
+        ArmLr::Schedule(schedule)
+    }
+}
+
+impl ArmLr {
+    pub fn schedule(&self) -> Option<&LrSchedule> {
+        match self {
+            ArmLr::Schedule(schedule) => Some(schedule),
+            ArmLr::Matched { .. } => None,
+        }
+    }
+
+    /// The arm whose update size this one matches.
+    pub fn target(&self) -> Option<&str> {
+        match self {
+            ArmLr::Schedule(_) => None,
+            ArmLr::Matched { match_update_of } => Some(match_update_of),
+        }
+    }
+}
+
+/// Every key either form may hold, so that a mistake gets a sentence rather than serde's
+/// "did not match any variant".
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArmLr {
+    base: Option<f64>,
+    decay: Option<LrDecay>,
+    warmup: Option<Length>,
+    match_update_of: Option<String>,
+}
+
+impl TryFrom<RawArmLr> for ArmLr {
+    type Error = String;
+
+    fn try_from(raw: RawArmLr) -> Result<Self, String> {
+        match (raw.base, raw.match_update_of) {
+            (Some(base), None) => Ok(ArmLr::Schedule(LrSchedule {
+                base,
+                decay: raw.decay.unwrap_or_default(),
+                warmup: raw.warmup,
+            })),
+            (None, Some(target)) if raw.decay.is_none() && raw.warmup.is_none() => {
+                Ok(ArmLr::Matched {
+                    match_update_of: target,
+                })
+            }
+            (None, Some(_)) => Err(
+                "`decay` and `warmup` belong to a schedule (`base = …`); an arm \
+                with `match_update_of` takes its rate from the arm it matches"
+                    .into(),
+            ),
+            (Some(_), Some(_)) => Err("give either `base` (a learning-rate schedule) or \
+                `match_update_of` (the name of the arm whose update size to match), not both"
+                .into()),
+            (None, None) => Err(
+                "missing `base` (the learning rate) or `match_update_of` (the \
+                name of the arm whose update size to match)"
+                    .into(),
+            ),
+        }
+    }
 }
 
 fn default_seeds() -> Vec<u64> {
@@ -130,7 +206,38 @@ impl ExperimentSpec {
             arm.optimizer.validate().map_err(|e| {
                 prefix(SpecError::new(&format!("optimizer.{}", e.field), e.message))
             })?;
-            arm.lr.validate().map_err(prefix)?;
+            match &arm.lr {
+                ArmLr::Schedule(schedule) => schedule.validate().map_err(prefix)?,
+                ArmLr::Matched { match_update_of } => {
+                    let field = format!("arms[{i}].lr.match_update_of");
+                    let target = self.arms.iter().find(|a| &a.name == match_update_of);
+                    match target {
+                        _ if match_update_of == &arm.name => {
+                            return Err(SpecError::new(&field, "an arm cannot match itself"));
+                        }
+                        None => {
+                            let names: Vec<&str> =
+                                self.arms.iter().map(|a| a.name.as_str()).collect();
+                            return Err(SpecError::new(
+                                &field,
+                                format!(
+                                    "no arm is named {match_update_of:?}; the arms are {names:?}"
+                                ),
+                            ));
+                        }
+                        Some(target) if target.lr.target().is_some() => {
+                            return Err(SpecError::new(
+                                &field,
+                                format!(
+                                    "'{match_update_of}' is itself matched to another arm; \
+                                     match an arm with a learning-rate schedule"
+                                ),
+                            ));
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
         }
         Ok(())
     }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{EpochRecord, ExperimentSpec, Record, RunInfo};
+use super::{EpochRecord, ExperimentSpec, Record, RunInfo, StepRecord};
 use crate::optim::schedule::step_position;
 
 /// Mean, standard deviation (n − 1; 0 for one value), min and max of per-seed values.
@@ -98,6 +98,12 @@ impl Run {
             .iter()
             .any(|r| matches!(r, Record::Diverged(d) if d.arm == arm))
     }
+
+    pub fn stopped(&self, arm: &str) -> bool {
+        self.records
+            .iter()
+            .any(|r| matches!(r, Record::Stopped(s) if s.arm == arm))
+    }
 }
 
 /// An arm across seeds.
@@ -106,6 +112,10 @@ pub struct ArmSummary {
     pub name: String,
     pub seeds: Vec<u64>,
     pub diverged_seeds: Vec<u64>,
+    /// Seeds where the arm stopped early for another reason (a matched arm whose target
+    /// diverged).
+    #[serde(default)]
+    pub stopped_seeds: Vec<u64>,
     pub epochs_done: Vec<u64>,
     pub final_test_accuracy: Option<Spread>,
     /// (seed, epoch, accuracy) of each seed's last epoch: what paired comparisons pair.
@@ -119,6 +129,11 @@ pub struct ArmSummary {
     /// seed's RMS of Δθ over those steps (empty for files without `update_rms`).
     #[serde(default)]
     pub update_size: Vec<StepSpread>,
+    /// For an arm whose rate matches another's update size, the rate it took: per stretch of
+    /// steps, the spread over seeds of each seed's mean lr (empty for scheduled arms, whose
+    /// rate is their schedule).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub matched_lr: Vec<StepSpread>,
 }
 
 /// A spread over seeds at a position on the epoch axis (the start of a stretch of steps).
@@ -128,13 +143,38 @@ pub struct StepSpread {
     pub value: Spread,
 }
 
-/// How many stretches a run's steps are cut into for the update-size curve.
-const UPDATE_SIZE_POINTS: u64 = 200;
+/// How many stretches a run's steps are cut into for the per-step curves.
+const STRETCHES: u64 = 200;
 
-/// One arm's update size across seeds: the steps cut into about `UPDATE_SIZE_POINTS`
-/// stretches; per stretch and seed the RMS of Δθ over its steps (√ of the mean of the per-step
-/// squares), then their spread over seeds.
+/// One arm's update size across seeds: per stretch and seed the RMS of Δθ over its steps (√ of
+/// the mean of the per-step squares), then their spread over seeds.
 fn update_size_curve(runs: &[Run], arm: &str) -> Vec<StepSpread> {
+    stretch_curve(
+        runs,
+        arm,
+        |s| s.update_rms,
+        |values| (values.iter().map(|v| v * v).sum::<f64>() / values.len() as f64).sqrt(),
+    )
+}
+
+/// One arm's learning rate across seeds: per stretch and seed the mean rate, then the spread.
+fn lr_curve(runs: &[Run], arm: &str) -> Vec<StepSpread> {
+    stretch_curve(
+        runs,
+        arm,
+        |s| Some(s.lr),
+        |values| values.iter().sum::<f64>() / values.len() as f64,
+    )
+}
+
+/// A per-step value of one arm across seeds: the steps cut into about `STRETCHES` stretches;
+/// per stretch and seed `combine` of the values in it, then their spread over seeds.
+fn stretch_curve(
+    runs: &[Run],
+    arm: &str,
+    value: fn(&StepRecord) -> Option<f64>,
+    combine: fn(&[f64]) -> f64,
+) -> Vec<StepSpread> {
     let per_seed: Vec<(u64, Vec<(u64, f64)>)> = runs
         .iter()
         .map(|run| {
@@ -142,7 +182,7 @@ fn update_size_curve(runs: &[Run], arm: &str) -> Vec<StepSpread> {
                 .records
                 .iter()
                 .filter_map(|r| match r {
-                    Record::Step(s) if s.arm == arm => Some((s.step, s.update_rms?)),
+                    Record::Step(s) if s.arm == arm => Some((s.step, value(s)?)),
                     _ => None,
                 })
                 .collect();
@@ -157,7 +197,7 @@ fn update_size_curve(runs: &[Run], arm: &str) -> Vec<StepSpread> {
     if last == 0 {
         return Vec::new();
     }
-    let width = last.div_ceil(UPDATE_SIZE_POINTS);
+    let width = last.div_ceil(STRETCHES);
     let spe = per_seed[0].0;
     (0..last.div_ceil(width))
         .filter_map(|k| {
@@ -165,13 +205,12 @@ fn update_size_curve(runs: &[Run], arm: &str) -> Vec<StepSpread> {
             let values: Vec<f64> = per_seed
                 .iter()
                 .filter_map(|(_, steps)| {
-                    let squares: Vec<f64> = steps
+                    let inside: Vec<f64> = steps
                         .iter()
                         .filter(|(t, _)| range.contains(t))
-                        .map(|(_, rms)| rms * rms)
+                        .map(|(_, v)| *v)
                         .collect();
-                    (!squares.is_empty())
-                        .then(|| (squares.iter().sum::<f64>() / squares.len() as f64).sqrt())
+                    (!inside.is_empty()).then(|| combine(&inside))
                 })
                 .collect();
             Some(StepSpread {
@@ -205,6 +244,7 @@ pub fn summarize(runs: &[Run]) -> Option<Summary> {
         .iter()
         .map(|arm| {
             let name = arm.name.as_str();
+            let matched = arm.lr.target().is_some();
             let per_seed: Vec<(u64, Vec<&EpochRecord>)> =
                 runs.iter().map(|r| (r.info.seed, r.epochs(name))).collect();
             let last = |f: fn(&EpochRecord) -> f64| -> Vec<f64> {
@@ -245,6 +285,11 @@ pub fn summarize(runs: &[Run]) -> Option<Summary> {
                     .filter(|r| r.diverged(name))
                     .map(|r| r.info.seed)
                     .collect(),
+                stopped_seeds: runs
+                    .iter()
+                    .filter(|r| r.stopped(name))
+                    .map(|r| r.info.seed)
+                    .collect(),
                 epochs_done: per_seed.iter().map(|(_, e)| e.len() as u64).collect(),
                 final_test_accuracy: Spread::of(&last(|e| e.test_accuracy)),
                 final_test_accuracy_per_seed: per_seed
@@ -255,6 +300,11 @@ pub fn summarize(runs: &[Run]) -> Option<Summary> {
                 final_train_loss: Spread::of(&last(|e| e.train_loss)),
                 curves,
                 update_size: update_size_curve(runs, name),
+                matched_lr: if matched {
+                    lr_curve(runs, name)
+                } else {
+                    Vec::new()
+                },
             }
         })
         .collect();
@@ -307,7 +357,9 @@ impl Summary {
         let usable = |arm: &ArmSummary| -> BTreeMap<u64, (u64, f64)> {
             arm.final_test_accuracy_per_seed
                 .iter()
-                .filter(|(seed, _, _)| !arm.diverged_seeds.contains(seed))
+                .filter(|(seed, _, _)| {
+                    !arm.diverged_seeds.contains(seed) && !arm.stopped_seeds.contains(seed)
+                })
                 .map(|&(seed, epoch, accuracy)| (seed, (epoch, accuracy)))
                 .collect()
         };
@@ -375,11 +427,13 @@ impl Summary {
             self.experiment.name
         );
         for arm in &self.arms {
-            let diverged = if arm.diverged_seeds.is_empty() {
-                String::new()
-            } else {
-                format!(" (diverged: {:?})", arm.diverged_seeds)
-            };
+            let mut diverged = String::new();
+            if !arm.diverged_seeds.is_empty() {
+                diverged += &format!(" (diverged: {:?})", arm.diverged_seeds);
+            }
+            if !arm.stopped_seeds.is_empty() {
+                diverged += &format!(" (stopped: {:?})", arm.stopped_seeds);
+            }
             let epochs: BTreeMap<u64, usize> =
                 arm.epochs_done.iter().fold(BTreeMap::new(), |mut m, e| {
                     *m.entry(*e).or_default() += 1;
@@ -444,6 +498,7 @@ mod tests {
             name: name.into(),
             seeds: finals.iter().map(|f| f.0).collect(),
             diverged_seeds: diverged.to_vec(),
+            stopped_seeds: Vec::new(),
             epochs_done: finals.iter().map(|f| f.1).collect(),
             final_test_accuracy: None,
             final_test_accuracy_per_seed: finals.to_vec(),
@@ -451,6 +506,7 @@ mod tests {
             final_train_loss: None,
             curves: Vec::new(),
             update_size: Vec::new(),
+            matched_lr: Vec::new(),
         }
     }
 
@@ -509,7 +565,7 @@ mod tests {
                         epoch: 1,
                         loss: 1.0,
                         p: None,
-                        lr: 0.1,
+                        lr: rms / 10.0,
                         update_rms: Some(rms),
                     })
                 })
@@ -535,6 +591,9 @@ mod tests {
         assert_eq!(curve.len(), 200);
         assert!((curve[7].value.mean - ((9.0 + 16.0) / 2.0f64).sqrt()).abs() < 1e-12);
         assert!(update_size_curve(&[run(0, &long)], "B").is_empty());
+        // The rate is averaged, not root-mean-squared: (0.3 + 0.4) / 2.
+        let rates = lr_curve(&[run(0, &long)], "A");
+        assert!((rates[7].value.mean - 0.35).abs() < 1e-12);
     }
 
     #[test]

@@ -5,8 +5,8 @@ use burn::tensor::Device;
 use super::*;
 use crate::data::{Dataset, ImageSet, ImageShape, Splits};
 use crate::model::ModelSpec;
-use crate::optim::spec::{AdamSpec, SgdmSpec};
-use crate::optim::{LrSchedule, OptimizerSpec};
+use crate::optim::spec::{AdaExpSpec, AdamSpec, SgdmSpec};
+use crate::optim::{Length, LrSchedule, OptimizerSpec, Schedule};
 
 /// Class c lights up a c-dependent block of an 8×8 image, plus seeded noise.
 pub(crate) fn synthetic(n: usize, seed: u64) -> ImageSet {
@@ -62,7 +62,7 @@ fn arm(name: &str, optimizer: OptimizerSpec, lr: f64) -> ArmSpec {
     ArmSpec {
         name: name.into(),
         optimizer,
-        lr: LrSchedule::constant(lr),
+        lr: LrSchedule::constant(lr).into(),
     }
 }
 
@@ -113,12 +113,7 @@ fn identical_arms_see_identical_weights_and_batches() {
     .unwrap();
     assert_eq!(session.steps_per_epoch(), 3); // 40 images in batches of 16
     let records = run(&mut session);
-    let (a, b): (Vec<_>, Vec<_>) = records.iter().partition(|r| match r {
-        Record::Step(s) => s.arm == "a",
-        Record::Epoch(e) => e.arm == "a",
-        Record::Diverged(d) => d.arm == "a",
-        Record::Run(_) => false,
-    });
+    let (a, b): (Vec<_>, Vec<_>) = records.iter().partition(|r| r.arm() == Some("a"));
     assert_eq!(a.len(), 2 * 3 + 2);
     for (x, y) in without_timing(&a.into_iter().cloned().collect::<Vec<_>>())
         .iter()
@@ -373,4 +368,222 @@ fn every_step_records_its_update_size() {
         *adam_first <= 1e-3 * (1.0 + 1e-6) && *adam_first > 1e-4,
         "{adam_first}"
     );
+}
+
+fn matched(name: &str, optimizer: OptimizerSpec, target: &str) -> ArmSpec {
+    ArmSpec {
+        name: name.into(),
+        optimizer,
+        lr: ArmLr::Matched {
+            match_update_of: target.into(),
+        },
+    }
+}
+
+fn adaexp_half_to_zero(epochs: f64) -> OptimizerSpec {
+    OptimizerSpec::AdaExp(AdaExpSpec::new(Schedule::Linear {
+        start: 0.5,
+        end: 0.0,
+        length: Length::Epochs(epochs),
+    }))
+}
+
+/// RMS of the change between two parameter snapshots, from the host copies.
+fn measured_rms(before: &[f32], after: &[f32]) -> f64 {
+    let squares: f64 = before
+        .iter()
+        .zip(after)
+        .map(|(b, a)| (f64::from(*a) - f64::from(*b)).powi(2))
+        .sum();
+    (squares / before.len() as f64).sqrt()
+}
+
+#[test]
+fn a_matched_arm_takes_its_targets_step_size_at_every_step() {
+    // The matched arms come first in the spec: the session must still step their target first.
+    let spec = spec(
+        vec![
+            matched(
+                "Adam matched",
+                OptimizerSpec::Adam(AdamSpec::default()),
+                "AdaExp",
+            ),
+            matched(
+                "SGDM matched",
+                OptimizerSpec::Sgdm(SgdmSpec::default()),
+                "AdaExp",
+            ),
+            arm("AdaExp", adaexp_half_to_zero(2.0), 1e-3),
+        ],
+        2,
+    );
+    let mut session = Session::new(spec, 0, data(), device()).unwrap();
+    let names = ["Adam matched", "SGDM matched", "AdaExp"];
+    let mut steps = Vec::new();
+    while !session.is_finished() {
+        let before: Vec<Vec<f32>> = names.iter().map(|n| session.flat_parameters(n)).collect();
+        let records = pollster::block_on(session.step()).unwrap();
+        let after: Vec<Vec<f32>> = names.iter().map(|n| session.flat_parameters(n)).collect();
+        let step = |name: &str| {
+            records
+                .iter()
+                .find_map(|r| match r {
+                    Record::Step(s) if s.arm == name => Some(s.clone()),
+                    _ => None,
+                })
+                .unwrap()
+        };
+        let measured: Vec<f64> = (0..3)
+            .map(|i| measured_rms(&before[i], &after[i]))
+            .collect();
+        steps.push((
+            step("Adam matched"),
+            step("SGDM matched"),
+            step("AdaExp"),
+            measured,
+        ));
+    }
+    assert_eq!(steps.len(), 2 * 3);
+    for (adam, sgdm, target, measured) in &steps {
+        let target_rms = target.update_rms.unwrap();
+        for matched in [adam, sgdm] {
+            let rms = matched.update_rms.unwrap();
+            assert!(
+                (rms - target_rms).abs() <= 1e-5 * target_rms,
+                "step {}: {} {rms} vs target {target_rms}",
+                matched.step,
+                matched.arm
+            );
+        }
+        // Measured from the weights themselves (f32 copies, so to 1e-3): every arm moved by
+        // the target's size, and the target by what it recorded.
+        for (i, m) in measured.iter().enumerate() {
+            assert!(
+                (m - target_rms).abs() <= 1e-3 * target_rms,
+                "step {}: arm {} moved by {m}, target {target_rms}",
+                target.step,
+                names[i]
+            );
+        }
+    }
+    // Adam's first step is ≈ lr per coordinate whatever p is, so at step 1 the matched Adam runs
+    // at ≈ AdaExp's lr; SGDM's rate is whatever its gradient size asks for, and both change as
+    // p decays.
+    let (adam1, _, _, _) = &steps[0];
+    assert!((adam1.lr - 1e-3).abs() < 1e-4, "{}", adam1.lr);
+    let adam_rates: Vec<f64> = steps.iter().map(|(a, _, _, _)| a.lr).collect();
+    assert!(
+        adam_rates
+            .iter()
+            .any(|lr| (lr - adam_rates[0]).abs() > 1e-6)
+    );
+    assert!(
+        steps
+            .iter()
+            .all(|(_, s, _, _)| s.lr > 0.0 && s.lr.is_finite())
+    );
+}
+
+#[test]
+fn a_matched_arm_whose_target_diverged_stops_and_says_why() {
+    let spec = spec(
+        vec![
+            arm("wild", OptimizerSpec::Sgdm(SgdmSpec::default()), 1e30),
+            matched("follower", OptimizerSpec::Adam(AdamSpec::default()), "wild"),
+            arm("adam", OptimizerSpec::Adam(AdamSpec::default()), 1e-3),
+        ],
+        2,
+    );
+    let mut session = Session::new(spec, 0, data(), device()).unwrap();
+    let records = run(&mut session);
+    let diverged_at = records
+        .iter()
+        .find_map(|r| match r {
+            Record::Diverged(d) if d.arm == "wild" => Some(d.step),
+            _ => None,
+        })
+        .unwrap();
+    let stopped: Vec<&StoppedRecord> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Stopped(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stopped.len(), 1, "{records:?}");
+    assert_eq!(stopped[0].arm, "follower");
+    assert_eq!(stopped[0].step, diverged_at);
+    assert!(
+        stopped[0].reason.contains("'wild'"),
+        "{}",
+        stopped[0].reason
+    );
+    assert!(matches!(
+        session.arm_status(1),
+        Some(ArmStatus::Stopped { step }) if step == diverged_at
+    ));
+    assert!(!records.iter().any(|r| matches!(
+        r,
+        Record::Step(s) if s.arm == "follower" && s.step >= diverged_at
+    )));
+    // The others go on to the end.
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| matches!(r, Record::Epoch(e) if e.arm == "adam"))
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn matching_is_validated_by_name() {
+    let adam = || OptimizerSpec::Adam(AdamSpec::default());
+    let field = |arms: Vec<ArmSpec>| spec(arms, 1).validate().unwrap_err();
+    let itself = field(vec![matched("a", adam(), "a")]);
+    assert_eq!(itself.field, "arms[0].lr.match_update_of");
+    assert!(itself.message.contains("itself"));
+    let missing = field(vec![arm("a", adam(), 1e-3), matched("b", adam(), "c")]);
+    assert_eq!(missing.field, "arms[1].lr.match_update_of");
+    assert!(missing.message.contains("\"c\"") && missing.message.contains("\"a\""));
+    let chained = field(vec![
+        arm("a", adam(), 1e-3),
+        matched("b", adam(), "a"),
+        matched("c", adam(), "b"),
+    ]);
+    assert_eq!(chained.field, "arms[2].lr.match_update_of");
+    assert!(chained.message.contains("itself matched"));
+    spec(vec![arm("a", adam(), 1e-3), matched("b", adam(), "a")], 1)
+        .validate()
+        .unwrap();
+}
+
+#[test]
+fn a_matched_lr_reads_and_writes_as_toml() {
+    let parse = |lr: &str| {
+        toml::from_str::<ArmSpec>(&format!(
+            "name = \"x\"\noptimizer = {{ kind = \"adam\" }}\nlr = {lr}\n"
+        ))
+    };
+    let arm = parse("{ match_update_of = \"AdaExp 0.5 → 0\" }").unwrap();
+    assert_eq!(arm.lr.target(), Some("AdaExp 0.5 → 0"));
+    let back: ArmSpec = toml::from_str(&toml::to_string(&arm).unwrap()).unwrap();
+    assert_eq!(back, arm);
+    let scheduled = parse(
+        "{ base = 1e-3, decay = { shape = \"linear\", floor = 0.0, length = { epochs = 2 } } }",
+    )
+    .unwrap();
+    assert_eq!(scheduled.lr.schedule().unwrap().value(1, 1), 1e-3);
+    for (lr, says) in [
+        ("{ base = 1e-3, match_update_of = \"a\" }", "not both"),
+        ("{ }", "missing `base`"),
+        (
+            "{ match_update_of = \"a\", warmup = { steps = 3 } }",
+            "belong to a schedule",
+        ),
+        ("{ base = 1e-3, speed = 2 }", "unknown field `speed`"),
+    ] {
+        let error = parse(lr).unwrap_err().to_string();
+        assert!(error.contains(says), "{lr}: {error}");
+    }
 }

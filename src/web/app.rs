@@ -364,7 +364,9 @@ pub fn App() -> impl IntoView {
                 p_series.push(Series::line(label.clone(), colour_of(arm.kind), planned));
             }
             let lr = s.lr_schedule(arm.lr);
-            if let Some(planned) = sample_over_run(total, spe, 200, |t| Some(lr.value(t, spe))) {
+            if arm.kind.has_lr()
+                && let Some(planned) = sample_over_run(total, spe, 200, |t| Some(lr.value(t, spe)))
+            {
                 lr_series.push(Series::line(label.clone(), colour_of(arm.kind), planned));
             }
             let running = run.with(|r| {
@@ -373,20 +375,26 @@ pub fn App() -> impl IntoView {
                     .find(|(kind, _)| *kind == arm.kind)
                     .map(|(_, name)| name.clone())
             });
-            let used: Vec<(f64, f64)> = records.with(|r| {
-                r.iter()
-                    .filter_map(|r| match r {
-                        Record::Step(step) if Some(&step.arm) == running.as_ref() => {
-                            Some((step_position(step.step, spe), step.p?))
-                        }
-                        _ => None,
-                    })
-                    .collect()
-            });
-            if !used.is_empty() {
+            let used = |value: fn(&StepRecord) -> Option<f64>| -> Vec<(f64, f64)> {
+                running
+                    .as_ref()
+                    .map(|name| records.with(|r| step_series(r, name, spe, value)))
+                    .unwrap_or_default()
+            };
+            let used_p = used(|step| step.p);
+            if !used_p.is_empty() {
                 p_series.push(Series {
                     dashed: true,
-                    ..Series::line(format!("{label} (used)"), colour_of(arm.kind), used)
+                    ..Series::line(format!("{label} (used)"), colour_of(arm.kind), used_p)
+                });
+            }
+            // The matched arm's rate is known only as it trains: the lr decay AdaExp's exponent
+            // amounts to for Adam's direction.
+            let used_lr = used(|step| Some(step.lr));
+            if !arm.kind.has_lr() && !used_lr.is_empty() {
+                lr_series.push(Series {
+                    dashed: true,
+                    ..Series::line(format!("{label} (used)"), colour_of(arm.kind), used_lr)
                 });
             }
         }
@@ -413,7 +421,8 @@ pub fn App() -> impl IntoView {
         let series: Vec<Series> = s
             .arms
             .iter()
-            .filter(|a| a.enabled)
+            // The matched arm's step size comes from AdaExp's training run: no path of its own.
+            .filter(|a| a.enabled && a.kind.has_lr())
             .filter_map(|arm| {
                 let spec = s.trace_spec(arm, TestFunction::Rosenbrock, TRACE_START, TRACE_STEPS);
                 let cached = trajectory_cache.with_value(|cache| {
@@ -785,7 +794,13 @@ pub fn Controls(settings: RwSignal<LabSettings>, arms_locked: Signal<bool>) -> i
                             {label}
                         </label>
                     </legend>
-                    {number_input(settings, format!("{k}.lr"), "learning rate".into(), "any")}
+                    {if kind.has_lr() {
+                        number_input(settings, format!("{k}.lr"), "learning rate".into(), "any").into_any()
+                    } else {
+                        view! {
+                            <p class="note">"Its learning rate at every step makes its update as large as AdaExp's (needs AdaExp): Adam's direction with AdaExp's step size. If it does as well, the exponent only shrank the steps."</p>
+                        }.into_any()
+                    }}
                     {extra}
                 </fieldset>
             }

@@ -29,6 +29,7 @@ await mkdir(artifacts, { recursive: true });
 const RUN = 'epochs=1&train=200&test=100&batch=50';
 // The arms' names in records and chart series: fixed per arm, whatever its sliders say.
 const DEFAULT_ARMS = ['SGDM', 'Adam', 'Padam', 'AdaExp'];
+const MATCHED = 'Adam matched to AdaExp';
 const MINUTE = 60_000;
 
 // --- a static server for the built page --------------------------------------------------
@@ -306,7 +307,8 @@ await check('4. a dropped corrupt .bin file shows an error and the page keeps wo
 });
 await check('9. during a run the arms are locked and a live p edit reaches only its own arm', async () => {
   // 3 epochs of 4 steps: room to pause after the first step, edit, and resume.
-  const page = await open(cpu, '?epochs=3&train=200&test=100&batch=50&ax.len=3', cpuLog);
+  // With the matched control: Adam at AdaExp's step size.
+  const page = await open(cpu, '?epochs=3&train=200&test=100&batch=50&ax.len=3&adam_m=1', cpuLog);
   await startAndWaitForLoss(page, Date.now());
   await page.click('#pause');
   await page.waitForFunction(() => document.querySelector('#run-state').textContent.startsWith('Paused'),
@@ -335,7 +337,14 @@ await check('9. during a run the arms are locked and a live p edit reaches only 
   // Linear 0.5 → 0 over 3 epochs until the edit, then 0.5 → 0.3: the last step is at s = 11/12.
   expect(ax.length === 12 && ax[0] === 0.5, `AdaExp's p: ${ax}`);
   expect(Math.abs(ax[11] - (0.5 - 0.2 * 11 / 12)) < 1e-9, `AdaExp's last p is ${ax[11]}, expected the edited schedule's ${0.5 - 0.2 * 11 / 12}`);
-  expect(steps.every(r => DEFAULT_ARMS.includes(r.arm)), `unexpected arms: ${[...new Set(steps.map(r => r.arm))]}`);
+  expect(steps.every(r => [...DEFAULT_ARMS, MATCHED].includes(r.arm)), `unexpected arms: ${[...new Set(steps.map(r => r.arm))]}`);
+  // The matched arm moved exactly as far as AdaExp at every step, at a rate of its own.
+  const size = arm => steps.filter(r => r.arm === arm).map(r => r.update_rms);
+  const [matched, target] = [size(MATCHED), size('AdaExp')];
+  expect(matched.length === 12 && matched.every((v, i) => Math.abs(v - target[i]) <= 1e-5 * target[i]),
+    `matched update_rms ${matched} vs AdaExp's ${target}`);
+  const rates = steps.filter(r => r.arm === MATCHED).map(r => r.lr);
+  expect(new Set(rates).size > 1, `the matched arm's lr never changed: ${rates}`);
   facts.push(`live edit: AdaExp p ${ax.map(v => v.toFixed(3)).join(' ')}`);
   await page.close();
 });
