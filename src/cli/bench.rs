@@ -52,7 +52,7 @@ fn train_throughput(
     device: &Device,
     batch_size: usize,
     steps: usize,
-) -> anyhow::Result<(usize, f64)> {
+) -> anyhow::Result<(usize, f64, f64)> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     // Enough images for the warm-up and timed steps plus one, so that the epoch (and its
     // evaluation) never ends inside the measurement.
@@ -87,13 +87,15 @@ fn train_throughput(
     };
     let mut session = Session::new(spec, 0, Splits { train, test }, device.clone())?;
     let params = model.init(3, device, 0).trainable_params();
+    let first = Instant::now();
     pollster::block_on(session.step())?;
+    let first_step = first.elapsed().as_secs_f64();
     let start = Instant::now();
     for _ in 0..steps {
         pollster::block_on(session.step())?;
     }
     let seconds = start.elapsed().as_secs_f64();
-    Ok((params, (steps * batch_size) as f64 / seconds))
+    Ok((params, first_step, (steps * batch_size) as f64 / seconds))
 }
 
 /// Parameter tensors with the sizes of a real network's layers.
@@ -191,15 +193,26 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             batch_size,
             steps,
         } => {
-            let (device, name) = super::backend::choose(backend)?;
+            let chosen = super::backend::choose(backend)?;
             println!(
-                "training throughput, batch {batch_size}, {steps} timed steps, backend {name}"
+                "training throughput, batch {batch_size}, {steps} timed steps, backend {}",
+                chosen.name
             );
-            println!("{:<10} {:>10} {:>12}", "model", "params", "images/s");
+            // The first step stands apart: on a GPU it compiles and autotunes the kernels.
+            println!(
+                "{:<10} {:>10} {:>14} {:>12}",
+                "model", "params", "first step s", "images/s"
+            );
             for model in model {
-                let (params, rate) =
-                    train_throughput(model, &device, batch_size.max(1), steps.max(1))?;
-                println!("{:<10} {:>10} {:>12.1}", model.name(), params, rate);
+                let (params, first_step, rate) =
+                    train_throughput(model, &chosen.device, batch_size.max(1), steps.max(1))?;
+                println!(
+                    "{:<10} {:>10} {:>14.2} {:>12.1}",
+                    model.name(),
+                    params,
+                    first_step,
+                    rate
+                );
             }
             Ok(())
         }

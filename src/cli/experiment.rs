@@ -7,11 +7,15 @@ use anyhow::{Context, bail};
 use crate::train::ExperimentSpec;
 
 /// The files in `experiments/`, embedded so that `--preset` works from any directory.
-pub const PRESETS: [(&str, &str); 5] = [
+pub const PRESETS: [(&str, &str); 6] = [
     ("quick", include_str!("../../experiments/quick.toml")),
     (
         "fashion-quick",
         include_str!("../../experiments/fashion-quick.toml"),
+    ),
+    (
+        "fashion-study",
+        include_str!("../../experiments/fashion-study.toml"),
     ),
     (
         "seed-vgg16",

@@ -1,12 +1,13 @@
 //! `adaexp run`: an experiment (file or preset), every seed, results, checkpoints, plots.
 
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::backend::{self, Backend};
+use super::backend::{self, Backend, Chosen};
 use super::halt::{self, Point};
 use super::results::{self, RecordWriter, Synced, result_files};
 use super::{data, experiment, plot, write_atomic};
@@ -79,9 +80,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         .check_shapes()
         .and_then(|()| spec.model.check_input(splits.train.shape))
         .map_err(|e| anyhow::anyhow!("{}: {e}", data_path.display()))?;
-    let (device, backend_name) = backend::choose(args.backend)?;
+    let chosen = backend::choose(args.backend)?;
     println!(
-        "{}: {} on {} ({} train / {} test images), {} arms, {} epochs, seeds {:?}; backend {backend_name}",
+        "{}: {} on {} ({} train / {} test images), {} arms, {} epochs, seeds {:?}; backend {}",
         spec.name,
         spec.model.name(),
         spec.dataset.name(),
@@ -89,20 +90,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         splits.test.len(),
         spec.arms.len(),
         spec.epochs,
-        spec.seeds
+        spec.seeds,
+        chosen.name
     );
 
     let folder = NewFolder::create(&out)?;
     for &seed in &spec.seeds {
-        run_seed(
-            &spec,
-            seed,
-            &splits,
-            &device,
-            &backend_name,
-            &out,
-            args.resume,
-        )?;
+        run_seed(&spec, seed, &splits, &chosen, &out, args.resume)?;
     }
     folder.keep();
     halt::point(Point::Summary);
@@ -256,19 +250,29 @@ fn epoch_message(records: &[Record], epoch: u64) -> String {
     format!("epoch {epoch}: {}", parts.join(", "))
 }
 
+/// A line above the progress bar; a hidden bar (no terminal) drops its printouts, and a log
+/// should still show them.
+fn say(bar: &ProgressBar, line: &str) {
+    if bar.is_hidden() {
+        println!("{line}");
+    } else {
+        bar.println(line);
+    }
+}
+
 /// Trains one seed to the end (or continues it), appending to its result file.
 fn run_seed(
     spec: &ExperimentSpec,
     seed: u64,
     splits: &Splits,
-    device: &burn::tensor::Device,
-    backend_name: &str,
+    chosen: &Chosen,
     out: &Path,
     resume: bool,
 ) -> anyhow::Result<()> {
+    let backend_name = chosen.name.as_str();
     let jsonl = out.join(format!("seed-{seed}.jsonl"));
     let checkpoint_path = out.join(format!("seed-{seed}.checkpoint"));
-    let mut session = Session::new(spec.clone(), seed, splits.clone(), device.clone())?;
+    let mut session = Session::new(spec.clone(), seed, splits.clone(), chosen.device.clone())?;
     let info = session.run_info(backend_name);
 
     let mut writer = if jsonl.exists() {
@@ -336,8 +340,22 @@ fn run_seed(
     );
     bar.set_prefix(seed.to_string());
     bar.set_position(session.steps_done());
+    // A GPU's first steps compile and autotune its kernels: say so, or it looks hung.
+    let mut warming_up = chosen.compiles_kernels.then(|| {
+        say(&bar, "compiling and autotuning GPU kernels (the first steps; minutes on a slow or software device)…");
+        Instant::now()
+    });
     while !session.is_finished() {
         let records = pollster::block_on(session.step())?;
+        if let Some(started) = warming_up.take() {
+            say(
+                &bar,
+                &format!(
+                    "first step, kernels included: {:.1} s",
+                    started.elapsed().as_secs_f64()
+                ),
+            );
+        }
         halt::point(Point::StepComputed);
         for record in &records {
             writer.write(record)?;
@@ -347,13 +365,13 @@ fn run_seed(
         if let Some(checkpoint) = session.checkpoint()? {
             let synced = writer.sync()?;
             results::save_checkpoint(&checkpoint_path, &info, &synced, &checkpoint)?;
-            let message = epoch_message(&records, session.epochs_done());
-            // A hidden bar (no terminal) drops its printouts; the log should still show epochs.
-            if bar.is_hidden() {
-                println!("seed {seed} {message}");
-            } else {
-                bar.println(message);
-            }
+            say(
+                &bar,
+                &format!(
+                    "seed {seed} {}",
+                    epoch_message(&records, session.epochs_done())
+                ),
+            );
         }
     }
     writer.sync()?;
