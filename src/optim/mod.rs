@@ -116,8 +116,9 @@ impl UpdateSize {
 /// θ_before + scale·(θ_after − θ_before) for every trained parameter: an optimizer step taken
 /// at lr 1 becomes the step at lr `scale`, because every update here (momentum, the adaptive
 /// direction, decoupled decay) is linear in the learning rate and the optimizer state does not
-/// depend on it. Buffers (batch-norm statistics) are left as `after` has them.
-pub fn scale_update<M: Module>(before: &M, after: M, scale: f64) -> M {
+/// depend on it. `scale` is a [1] tensor, so that it can stay on the device. Buffers
+/// (batch-norm statistics) are left as `after` has them.
+pub fn scale_update<M: Module>(before: &M, after: M, scale: &Tensor<1>) -> M {
     struct Collect(HashMap<ParamId, Tensor<1>>);
     impl ModuleVisitor for Collect {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
@@ -129,18 +130,18 @@ pub fn scale_update<M: Module>(before: &M, after: M, scale: f64) -> M {
     }
     struct Scale {
         before: HashMap<ParamId, Tensor<1>>,
-        scale: f64,
+        scale: Tensor<1>,
     }
     impl ModuleMapper for Scale {
         fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
             let Some(before) = self.before.remove(&param.id) else {
                 return param;
             };
-            let scale = self.scale;
+            let scale = self.scale.clone().reshape([1; D]);
             param.map(|after| {
                 let after_inner = after.clone().inner();
                 let before = before.reshape(after_inner.shape());
-                let scaled = before.clone() + (after_inner - before).mul_scalar(scale);
+                let scaled = before.clone() + (after_inner - before) * scale;
                 let mut lifted = Tensor::from_inner(scaled);
                 if let Some(strategy) = after.gradient_checkpointing_strategy() {
                     lifted = lifted.with_gradient_checkpointing_strategy(strategy);
@@ -153,7 +154,7 @@ pub fn scale_update<M: Module>(before: &M, after: M, scale: f64) -> M {
     before.visit(&mut collect);
     after.map(&mut Scale {
         before: collect.0,
-        scale,
+        scale: scale.clone(),
     })
 }
 

@@ -1,5 +1,7 @@
 //! A training session: the arms, the data and where in the run we are.
 
+use std::collections::VecDeque;
+
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{GradientsParams, ModuleOptimizer};
@@ -62,8 +64,11 @@ struct Arm {
     exponent: Option<SharedSchedule>,
     update_size: UpdateSize,
     status: ArmStatus,
+    /// Optimizer steps taken (queued included).
     step: u64,
     totals: EpochTotals,
+    /// Steps queued on the device and not read yet: at most the previous and the current.
+    pending: VecDeque<Pending>,
 }
 
 /// Everything needed to continue a run from an epoch boundary.
@@ -170,6 +175,7 @@ impl Session {
                     status: ArmStatus::Running,
                     step: 0,
                     totals: EpochTotals::default(),
+                    pending: VecDeque::new(),
                 }
             })
             .collect();
@@ -310,27 +316,30 @@ impl Session {
             &self.device,
         );
         let epoch = self.epoch + 1;
-        let mut records: Vec<Record> = Vec::new();
+        let mut records = Vec::new();
         for &i in &self.step_order {
-            let arm = &mut self.arms[i];
-            if arm.status != ArmStatus::Running {
+            if self.arms[i].status != ArmStatus::Running {
                 continue;
             }
-            let rate = match &arm.spec.lr {
+            // A matched arm scales its update on the device by its target's size at this very
+            // step: the target stepped earlier in this batch and its sum is still on the device.
+            let rate = match &self.arms[i].spec.lr.clone() {
                 ArmLr::Schedule(schedule) => {
-                    Rate::Scheduled(schedule.value(arm.step + 1, self.steps_per_epoch))
+                    Rate::Scheduled(schedule.value(self.arms[i].step + 1, self.steps_per_epoch))
                 }
                 ArmLr::Matched { match_update_of } => {
-                    // The target stepped earlier in this batch: its record of this step holds
-                    // the size to match; no record means it has stopped.
-                    let target_rms = records.iter().find_map(|r| match r {
-                        Record::Step(s) if &s.arm == match_update_of => s.update_rms,
-                        _ => None,
-                    });
-                    match target_rms {
-                        Some(rms) => Rate::Matched(rms),
+                    let target = self
+                        .arms
+                        .iter()
+                        .position(|a| &a.spec.name == match_update_of)
+                        .expect("validated: the target exists");
+                    match self.arms[target].newest_update() {
+                        Some(update) => Rate::Matched {
+                            target,
+                            update: Box::new(update),
+                        },
                         None => {
-                            records.push(arm.stop(
+                            records.push(self.arms[i].stop_before_next(
                                 epoch,
                                 format!(
                                     "the arm it matches, '{match_update_of}', stopped training, \
@@ -342,12 +351,64 @@ impl Session {
                     }
                 }
             };
-            records.push(arm.train_step(&batch, epoch, rate).await?);
+            self.arms[i].queue_step(&batch, epoch, rate);
             yield_to_browser().await;
         }
+        // Reading the previous step's values only now lets the device work on this one
+        // meanwhile: no arm waits on a read of its own step.
+        records.extend(self.settle(Settle::AllButNewest).await?);
         self.batch += 1;
         if self.batch == self.steps_per_epoch {
+            records.extend(self.settle(Settle::All).await?);
             records.extend(self.finish_epoch().await?);
+        }
+        Ok(records)
+    }
+
+    /// Reads the values of queued steps, for every arm in one read, and turns them into
+    /// records in step order: a finite loss is a step record; a non-finite one stops the arm
+    /// at that step, back on the weights before it, and drops its later queued step.
+    async fn settle(&mut self, which: Settle) -> Result<Vec<Record>, TrainError> {
+        let keep = match which {
+            Settle::All => 0,
+            Settle::AllButNewest => 1,
+        };
+        // (arm, offset of its values); one queued step per arm is settled per call.
+        let mut layout = Vec::new();
+        let mut parts = Vec::new();
+        let mut offset = 0;
+        for &i in &self.step_order {
+            let arm = &self.arms[i];
+            if arm.pending.len() > keep {
+                let pending = &arm.pending[0];
+                layout.push((i, offset));
+                offset += pending.values_len;
+                parts.push(pending.values.clone());
+            }
+        }
+        if parts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let waited = Instant::now();
+        let values = read(Tensor::cat(parts, 0)).await?;
+        let share = waited.elapsed() / layout.len() as u32;
+        let mut records: Vec<Record> = Vec::new();
+        for (i, offset) in layout {
+            let pending = self.arms[i].pending.pop_front().expect("laid out above");
+            let mine = &values[offset..offset + pending.values_len];
+            // A matched arm's target settled earlier in this loop (step order): its record of
+            // this step holds the size matched; none means it stopped at this step.
+            let target_rms = pending.target.map(|target| {
+                let name = &self.arms[target].spec.name;
+                records.iter().find_map(|r| match r {
+                    Record::Step(s) if &s.arm == name && s.step == pending.step => s.update_rms,
+                    _ => None,
+                })
+            });
+            let target_name = pending
+                .target
+                .map(|target| self.arms[target].spec.name.clone());
+            records.push(self.arms[i].settle_step(pending, mine, target_rms, target_name, share));
         }
         Ok(records)
     }
@@ -479,16 +540,52 @@ impl Session {
 }
 
 /// Where an arm's learning rate for a step comes from.
-#[derive(Clone, Copy, Debug)]
 enum Rate {
     Scheduled(f64),
-    /// Whatever rate gives an update of this RMS (the target arm's, at the same step).
-    Matched(f64),
+    /// Whatever rate makes the update as large as the target arm's at the same step: its
+    /// Σ(Δθ)² on the device and the number of elements it covers.
+    Matched {
+        target: usize,
+        update: Box<(Tensor<1>, usize)>,
+    },
+}
+
+/// Which queued steps `settle` reads.
+#[derive(Clone, Copy)]
+enum Settle {
+    All,
+    AllButNewest,
+}
+
+/// A step queued on the device whose values have not been read yet.
+struct Pending {
+    step: u64,
+    epoch: u64,
+    /// The scheduled rate; a matched arm's is known once the sizes are read.
+    lr: Option<f64>,
+    p: Option<f64>,
+    /// Loss, correct count and (when any parameter was updated) Σ(Δθ)² of the step at the
+    /// rate it took (a matched arm: at lr 1, before scaling).
+    values: Tensor<1>,
+    values_len: usize,
+    /// Elements Σ(Δθ)² covers, and the same sum on the device for an arm matching this one.
+    update: Option<(Tensor<1>, usize)>,
+    /// The arm a matched step followed.
+    target: Option<usize>,
+    /// The weights before the step: the arm's again if it turns out to have diverged.
+    before: Model,
+    images: usize,
+    queued: Duration,
 }
 
 impl Arm {
+    /// Σ(Δθ)² of the step queued last, for an arm matching this one.
+    fn newest_update(&self) -> Option<(Tensor<1>, usize)> {
+        self.pending.back().and_then(|p| p.update.clone())
+    }
+
     /// Stops the arm before its next step, saying why.
-    fn stop(&mut self, epoch: u64, reason: String) -> Record {
+    fn stop_before_next(&mut self, epoch: u64, reason: String) -> Record {
         let step = self.step + 1;
         self.status = ArmStatus::Stopped { step };
         Record::Stopped(StoppedRecord {
@@ -499,89 +596,147 @@ impl Arm {
         })
     }
 
-    async fn train_step(
-        &mut self,
-        batch: &Batch,
-        epoch: u64,
-        rate: Rate,
-    ) -> Result<Record, TrainError> {
+    /// Stops the arm at a queued step: back on the weights before it, later steps dropped.
+    fn stop_at(&mut self, pending: Pending, status: ArmStatus) {
+        self.model = Some(pending.before);
+        self.pending.clear();
+        self.step = pending.step - 1;
+        self.status = status;
+    }
+
+    /// Queues one optimizer step on the device; nothing is read back.
+    fn queue_step(&mut self, batch: &Batch, epoch: u64, rate: Rate) {
         let started = Instant::now();
         let step = self.step + 1;
         let model = self.model.take().expect("model present between steps");
         let logits = model.forward(batch.images.clone());
         let (loss, stats) = loss_and_correct(logits, batch.labels.clone());
-        // A matched arm steps at lr 1 and is then scaled to the target's size, which takes its
-        // own unscaled size: known after the one read below.
+        // A matched arm steps at lr 1 and scales the update to its target's size: every update
+        // here is linear in the rate.
         let lr = match rate {
             Rate::Scheduled(lr) => lr,
-            Rate::Matched(_) => 1.0,
+            Rate::Matched { .. } => 1.0,
         };
         let p = self.exponent.as_ref().map(|e| e.value(step));
         let grads = GradientsParams::from_grads(loss.backward(), &model);
-        // The weights before the update stay the arm's if the step turns out to have diverged
-        // (a clone shares the tensors).
+        // A clone shares the tensors.
         let before = model.clone();
-        let updated = self.optimizer.step(lr, model, grads);
-        // One read per step: loss, correct count and Σ(Δθ)² together, after the update is queued.
+        let mut updated = self.optimizer.step(lr, model, grads);
         let update = self.update_size.take();
         let mut values = vec![stats.without_autodiff()];
         values.extend(update.as_ref().map(|(squares, _)| squares.clone()));
-        let values = match read(Tensor::cat(values, 0)).await {
-            Ok(values) => values,
-            Err(e) => {
-                self.model = Some(before);
-                return Err(e);
-            }
-        };
-        let (loss_value, correct) = (f64::from(values[0]), f64::from(values[1]));
-        if !loss_value.is_finite() {
-            self.model = Some(before);
-            self.status = ArmStatus::Diverged { step };
-            return Ok(Record::Diverged(DivergedRecord {
-                arm: self.spec.name.clone(),
-                epoch,
-                step,
-                loss: loss_value.to_string(),
-            }));
+        let values_len = 2 + usize::from(update.is_some());
+        let mut target = None;
+        if let (Rate::Matched { target: j, update }, Some((own, own_n))) = (rate, &update) {
+            let (target_squares, target_n) = *update;
+            // scale = √(target mean square / own mean square); no update of its own (a zero
+            // gradient) cannot be scaled to any size and stays put.
+            let own_mean = own.clone().div_scalar(*own_n as f64);
+            let scale = (target_squares.div_scalar(target_n as f64) / own_mean.clone())
+                .sqrt()
+                .mask_fill(own_mean.equal_elem(0.0), 0.0);
+            updated = scale_update(&before, updated, &scale);
+            target = Some(j);
         }
-        let mut update_rms =
-            update.map(|(_, elements)| (f64::from(values[2]) / elements.max(1) as f64).sqrt());
-        let (updated, lr) = match (rate, update_rms) {
-            (Rate::Scheduled(_), _) => (updated, lr),
-            (Rate::Matched(target), Some(unscaled)) if unscaled.is_finite() => {
-                // No update of its own (a zero gradient) cannot be scaled to any size.
+        self.model = Some(updated);
+        self.step = step;
+        self.pending.push_back(Pending {
+            step,
+            epoch,
+            lr: (target.is_none()).then_some(lr),
+            p,
+            values: Tensor::cat(values, 0),
+            values_len,
+            update,
+            target,
+            before,
+            images: batch.labels.dims()[0],
+            queued: started.elapsed(),
+        });
+    }
+
+    /// Turns a queued step's values into its record; `target_rms` is the size a matched step
+    /// followed (`Some(None)`: its target stopped at this step).
+    fn settle_step(
+        &mut self,
+        pending: Pending,
+        values: &[f32],
+        target_rms: Option<Option<f64>>,
+        target_name: Option<String>,
+        read_share: Duration,
+    ) -> Record {
+        let (step, epoch) = (pending.step, pending.epoch);
+        let (loss, correct) = (f64::from(values[0]), f64::from(values[1]));
+        let own_rms = pending
+            .update
+            .as_ref()
+            .map(|(_, elements)| (f64::from(values[2]) / (*elements).max(1) as f64).sqrt());
+        let stopped = |reason: String| (ArmStatus::Stopped { step }, reason);
+        // What stops a matched step comes first: its target's fate decides whether it had a
+        // step to take at all.
+        let stop = match (target_rms, own_rms) {
+            (Some(target), _) if !target.is_some_and(f64::is_finite) => Some(stopped(format!(
+                "the arm it matches, '{}', {} at this step, so there is no update size to match",
+                target_name.unwrap_or_default(),
+                if target.is_some() {
+                    "took a step of no finite size"
+                } else {
+                    "stopped training"
+                }
+            ))),
+            _ if !loss.is_finite() => Some((ArmStatus::Diverged { step }, loss.to_string())),
+            (Some(_), unscaled) if !unscaled.is_some_and(f64::is_finite) => Some(stopped(format!(
+                "its update at lr 1 has no finite size ({unscaled:?}) to scale"
+            ))),
+            _ => None,
+        };
+        if let Some((status, why)) = stop {
+            let arm = self.spec.name.clone();
+            self.stop_at(pending, status);
+            return match status {
+                ArmStatus::Diverged { .. } => Record::Diverged(DivergedRecord {
+                    arm,
+                    epoch,
+                    step,
+                    loss: why,
+                }),
+                _ => Record::Stopped(StoppedRecord {
+                    arm,
+                    epoch,
+                    step,
+                    reason: why,
+                }),
+            };
+        }
+        let (lr, update_rms) = match (target_rms.flatten(), own_rms) {
+            (Some(target), Some(unscaled)) => {
                 let scale = if unscaled > 0.0 {
                     target / unscaled
                 } else {
                     0.0
                 };
-                update_rms = Some(unscaled * scale);
-                (scale_update(&before, updated, scale), scale)
+                (scale, Some(unscaled * scale))
             }
-            (Rate::Matched(_), unscaled) => {
-                self.model = Some(before);
-                return Ok(self.stop(
-                    epoch,
-                    format!("its update at lr 1 has no finite size ({unscaled:?}) to scale"),
-                ));
-            }
+            (_, own) => (
+                pending
+                    .lr
+                    .expect("a step that matches nothing is scheduled"),
+                own,
+            ),
         };
-        self.model = Some(updated);
-        self.step = step;
-        let n = batch.labels.dims()[0];
-        self.totals.loss_sum += loss_value * n as f64;
+        self.totals.loss_sum += loss * pending.images as f64;
         self.totals.correct += correct;
-        self.totals.seen += n;
-        self.totals.busy += started.elapsed();
-        Ok(Record::Step(StepRecord {
+        self.totals.seen += pending.images;
+        self.totals.busy += pending.queued + read_share;
+        Record::Step(StepRecord {
             arm: self.spec.name.clone(),
             step,
             epoch,
-            loss: loss_value,
-            p,
+            loss,
+            p: pending.p,
             lr,
             update_rms,
-        }))
+        })
     }
 }
 
@@ -602,15 +757,20 @@ async fn evaluate(
 ) -> Result<(f64, f64), TrainError> {
     let model = model.valid();
     let inner = device.clone().without_autodiff();
-    let (mut loss_sum, mut correct) = (0.0, 0.0);
     let indices: Vec<usize> = (0..set.len()).collect();
-    for chunk in indices.chunks(batch_size) {
+    let chunks: Vec<&[usize]> = indices.chunks(batch_size).collect();
+    // Every batch queued, then one read of all their [loss, correct] pairs.
+    let mut stats = Vec::with_capacity(chunks.len());
+    for chunk in &chunks {
         let batch = make_batch(set, chunk, normalization, None, &inner);
-        let (_, stats) = loss_and_correct(model.forward(batch.images), batch.labels);
-        let stats = read(stats).await?;
-        loss_sum += f64::from(stats[0]) * chunk.len() as f64;
-        correct += f64::from(stats[1]);
+        stats.push(loss_and_correct(model.forward(batch.images), batch.labels).1);
         yield_to_browser().await;
+    }
+    let stats = read(Tensor::cat(stats, 0)).await?;
+    let (mut loss_sum, mut correct) = (0.0, 0.0);
+    for (chunk, pair) in chunks.iter().zip(stats.chunks(2)) {
+        loss_sum += f64::from(pair[0]) * chunk.len() as f64;
+        correct += f64::from(pair[1]);
     }
     let n = set.len().max(1) as f64;
     Ok((loss_sum / n, correct / n))
