@@ -4,18 +4,8 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::*;
 use serde_json::Value;
-
-fn lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
 
 fn setup(epochs: u64) -> (tempfile::TempDir, String) {
     (tiny_cifar_dir(epochs), "tiny.toml".into())
@@ -27,7 +17,7 @@ fn run_writes_records_summary_and_plots() {
     let out = ok(&run_on_cpu(dir.path(), &toml, "cifar", "res", &[]));
     assert!(out.contains("SGDM") && out.contains("AdaExp"), "{out}");
     let res = dir.path().join("res");
-    let records = lines(&res.join("seed-0.jsonl"));
+    let records = jsonl(&res.join("seed-0.jsonl"));
     assert_eq!(records[0]["type"], "run");
     assert_eq!(records[0]["train_images"], 100);
     assert_eq!(records[0]["steps_per_epoch"], 4);
@@ -137,7 +127,7 @@ fn a_matched_control_trains_resumes_and_shows_its_rate() {
     );
     std::fs::write(dir.path().join(&toml), matched).unwrap();
     ok(&run_on_cpu(dir.path(), &toml, "cifar", "straight", &[]));
-    let records = lines(&dir.path().join("straight/seed-0.jsonl"));
+    let records = jsonl(&dir.path().join("straight/seed-0.jsonl"));
     let sizes = |arm: &str| -> Vec<(f64, f64)> {
         records
             .iter()
@@ -182,15 +172,9 @@ fn a_matched_control_trains_resumes_and_shows_its_rate() {
 
 #[test]
 fn fashion_mnist_one_channel_runs() {
-    let dir = tempfile::tempdir().unwrap();
-    write_fashion_dir(&dir.path().join("fm"), 60, 20);
-    std::fs::write(
-        dir.path().join("f.toml"),
-        tiny_experiment("fashion-mnist", 1),
-    )
-    .unwrap();
+    let dir = tiny_fashion_dir(60, 20, 1);
     ok(&run_on_cpu(dir.path(), "f.toml", "fm", "r", &["--no-plot"]));
-    let records = lines(&dir.path().join("r/seed-0.jsonl"));
+    let records = jsonl(&dir.path().join("r/seed-0.jsonl"));
     assert_eq!(records.iter().filter(|r| r["type"] == "epoch").count(), 2);
 }
 

@@ -80,7 +80,7 @@ fn cuda() -> Result<Chosen, String> {
     let probe = std::panic::catch_unwind(|| {
         Tensor::<1>::zeros([1], &device)
             .into_data()
-            .to_vec::<f32>()
+            .try_to_vec::<f32>()
             .ok()
     });
     std::panic::set_hook(hook);

@@ -163,6 +163,28 @@ pub fn tiny_cifar_dir(epochs: u64) -> tempfile::TempDir {
     dir
 }
 
+/// A temp dir with a Fashion-MNIST directory `fm/` of `train`/`test` images and the tiny
+/// experiment `f.toml` over `epochs` epochs.
+pub fn tiny_fashion_dir(train: usize, test: usize, epochs: u64) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write_fashion_dir(&dir.path().join("fm"), train, test);
+    std::fs::write(
+        dir.path().join("f.toml"),
+        tiny_experiment("fashion-mnist", epochs),
+    )
+    .unwrap();
+    dir
+}
+
+/// Every line of a result file, as JSON.
+pub fn jsonl(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
 /// A result file's records without what differs between two runs of the same thing: the
 /// fields that measure time, and the experiment's epochs (a run may be extended). A line that
 /// is not JSON (half written) stays as text, so that a difference shows.
