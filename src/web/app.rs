@@ -390,12 +390,14 @@ pub fn App() -> impl IntoView {
             }
             // The matched arm's rate is known only as it trains: the lr decay AdaExp's exponent
             // amounts to for Adam's direction.
-            let used_lr = used(|step| Some(step.lr));
-            if !arm.kind.has_lr() && !used_lr.is_empty() {
-                lr_series.push(Series {
-                    dashed: true,
-                    ..Series::line(format!("{label} (used)"), colour_of(arm.kind), used_lr)
-                });
+            if !arm.kind.has_lr() {
+                let used_lr = used(|step| Some(step.lr));
+                if !used_lr.is_empty() {
+                    lr_series.push(Series {
+                        dashed: true,
+                        ..Series::line(format!("{label} (used)"), colour_of(arm.kind), used_lr)
+                    });
+                }
             }
         }
         view! {
