@@ -85,6 +85,37 @@ fn step_series(
         .collect()
 }
 
+/// A live chart over the run's epochs: `per_arm(records, kind, name, steps_per_epoch)` gives each
+/// running arm's series; the x axis spans the run.
+fn live_chart<PerArm>(
+    view: RunView,
+    records: RwSignal<Vec<Record>>,
+    title: &str,
+    y_label: &str,
+    ranges: Ranges,
+    per_arm: PerArm,
+) -> impl IntoView + use<PerArm>
+where
+    PerArm: Fn(&[Record], ArmKind, String, u64) -> Vec<Series>,
+{
+    let series = records.with(|all| {
+        view.arms
+            .into_iter()
+            .flat_map(|(kind, name)| per_arm(all, kind, name, view.steps_per_epoch))
+            .collect()
+    });
+    line_chart(
+        title,
+        "epoch",
+        y_label,
+        series,
+        Ranges {
+            x: Some((0.0, view.epochs.max(1) as f64)),
+            ..ranges
+        },
+    )
+}
+
 /// Downloads `text` as a file.
 fn download(name: &str, mime: &str, text: &str) {
     let parts = js_sys::Array::of1(&wasm_bindgen::JsValue::from_str(text));
@@ -484,90 +515,65 @@ pub fn App() -> impl IntoView {
 
     // Live charts, one series per running arm under the name its records carry.
     let loss_chart = move || {
-        let RunView {
-            arms,
-            epochs,
-            steps_per_epoch,
-        } = run.get();
-        let series = records.with(|all| {
-            let mut series = Vec::new();
-            for (kind, name) in arms {
-                let raw = step_series(all, &name, steps_per_epoch, |s| Some(s.loss));
-                let smoothed = smooth(&raw, 0.9);
-                series.push(Series {
-                    faint: true,
-                    ..Series::line(format!("{name} raw"), colour_of(kind), raw)
-                });
-                series.push(Series::line(name, colour_of(kind), smoothed));
-            }
-            series
-        });
-        line_chart(
+        live_chart(
+            run.get(),
+            records,
             "training loss (per step, smoothed)",
-            "epoch",
             "loss",
-            series,
-            Ranges {
-                x: Some((0.0, epochs.max(1) as f64)),
-                y: None,
-                log_y: false,
+            Ranges::default(),
+            |all, kind, name, spe| {
+                let raw = step_series(all, &name, spe, |s| Some(s.loss));
+                let smoothed = smooth(&raw, 0.9);
+                vec![
+                    Series {
+                        faint: true,
+                        ..Series::line(format!("{name} raw"), colour_of(kind), raw)
+                    },
+                    Series::line(name, colour_of(kind), smoothed),
+                ]
             },
         )
     };
     // The update size shows whether a decaying exponent only shrinks the steps.
     let update_chart = move || {
-        let RunView {
-            arms,
-            epochs,
-            steps_per_epoch,
-        } = run.get();
-        let series = records.with(|all| {
-            arms.into_iter()
-                .map(|(kind, name)| {
-                    let points = step_series(all, &name, steps_per_epoch, |s| s.update_rms);
-                    Series::line(name, colour_of(kind), points)
-                })
-                .collect()
-        });
-        line_chart(
+        let log = Ranges {
+            log_y: true,
+            ..Ranges::default()
+        };
+        live_chart(
+            run.get(),
+            records,
             "update size (RMS of Δθ per step)",
-            "epoch",
             "RMS Δθ (log scale)",
-            series,
-            Ranges {
-                x: Some((0.0, epochs.max(1) as f64)),
-                y: None,
-                log_y: true,
+            log,
+            |all, kind, name, spe| {
+                let points = step_series(all, &name, spe, |s| s.update_rms);
+                vec![Series::line(name, colour_of(kind), points)]
             },
         )
     };
     let accuracy_chart = move || {
-        let RunView { arms, epochs, .. } = run.get();
-        let series = records.with(|all| {
-            arms.into_iter()
-                .map(|(kind, name)| {
-                    let points = all
-                        .iter()
-                        .filter_map(|r| match r {
-                            Record::Epoch(e) if e.arm == name => {
-                                Some((e.epoch as f64, e.test_accuracy))
-                            }
-                            _ => None,
-                        })
-                        .collect();
-                    Series::line(name, colour_of(kind), points)
-                })
-                .collect()
-        });
-        line_chart(
+        let fraction = Ranges {
+            y: Some((0.0, 1.0)),
+            ..Ranges::default()
+        };
+        live_chart(
+            run.get(),
+            records,
             "test accuracy (per epoch)",
-            "epoch",
             "accuracy",
-            series,
-            Ranges {
-                x: Some((0.0, epochs.max(1) as f64)),
-                y: Some((0.0, 1.0)),
-                log_y: false,
+            fraction,
+            |all, kind, name, _| {
+                let points = all
+                    .iter()
+                    .filter_map(|r| match r {
+                        Record::Epoch(e) if e.arm == name => {
+                            Some((e.epoch as f64, e.test_accuracy))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                vec![Series::line(name, colour_of(kind), points)]
             },
         )
     };
