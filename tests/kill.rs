@@ -109,3 +109,85 @@ fn killed_anywhere_and_resumed_equals_uninterrupted() {
         );
     }
 }
+
+/// Asked to stop (Slurm's SIGTERM on preemption, SIGUSR1 before a time limit, Ctrl-C's
+/// SIGINT) mid-epoch, a run writes the queued step's records and a checkpoint at that step,
+/// exits with 75, and `--resume` continues from that very step to the uninterrupted records.
+#[test]
+fn a_signal_mid_epoch_checkpoints_at_that_step_and_resume_equals_uninterrupted() {
+    let dir = tiny_cifar_dir(3);
+    ok(&adaexp(
+        &args("straight", false)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        dir.path(),
+    ));
+    let straight = untimed(&dir.path().join("straight/seed-0.jsonl"));
+    // 4 steps per epoch: the signal finds the run after step 2 of epoch 1, after the first
+    // step of epoch 2, and after step 3 of epoch 3.
+    for (signal, passage, step) in [("TERM", 2, 2), ("USR1", 5, 5), ("INT", 11, 11)] {
+        let out = format!("signalled-{signal}");
+        let marker = dir.path().join(format!("{out}.waiting"));
+        let child = Command::new(env!("CARGO_BIN_EXE_adaexp"))
+            .args(args(&out, false))
+            .current_dir(dir.path())
+            .env("ADAEXP_HALT_AT", format!("step-written:{passage}"))
+            .env("ADAEXP_HALT_UNTIL_SIGNAL", "1")
+            .env("ADAEXP_HALT_FILE", &marker)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while !marker.exists() {
+            assert!(
+                started.elapsed() < Duration::from_secs(300),
+                "{signal}: not reached"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let sent = Command::new("kill")
+            .args(["-s", signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(75), "{signal}: {stderr}");
+        assert!(
+            stderr.contains(&format!("stopped on request at step {step} of 12")),
+            "{signal}: {stderr}"
+        );
+        // Everything up to that step is on the disk (header, 2 arms per step, epoch records),
+        // nothing after it.
+        let written = untimed(&dir.path().join(format!("{out}/seed-0.jsonl")));
+        let epochs_done = (step / 4) as usize;
+        assert_eq!(
+            written.len(),
+            1 + 2 * step as usize + 2 * epochs_done,
+            "{signal}"
+        );
+        assert_eq!(written[..], straight[..written.len()], "{signal}");
+
+        let resumed = adaexp(
+            &args(&out, true)
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+            dir.path(),
+        );
+        let stdout = ok(&resumed);
+        if step % 4 != 0 {
+            assert!(
+                stdout.contains(&format!("after step {step} (batch {} of 4)", step % 4)),
+                "{signal}: {stdout}"
+            );
+        }
+        assert_eq!(
+            untimed(&dir.path().join(format!("{out}/seed-0.jsonl"))),
+            straight,
+            "{signal}: resumed records differ from the uninterrupted run"
+        );
+    }
+}

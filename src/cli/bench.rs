@@ -44,19 +44,28 @@ enum BenchTarget {
         #[arg(long, default_value_t = 10)]
         steps: usize,
     },
+    /// What a checkpoint costs mid-epoch (as a preempted run writes it): taking it off the
+    /// device, writing it (synced) and reading it back, for every arm of a preset.
+    Checkpoint {
+        /// The preset whose arms and model are checkpointed.
+        #[arg(long, default_value = "seed-vgg16")]
+        preset: String,
+        #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+        backend: Backend,
+        #[arg(long, default_value_t = 16)]
+        batch_size: usize,
+        /// Where the checkpoint file is written (a cluster's scratch or home may be slower)
+        /// [default: a temp folder].
+        #[arg(long, value_name = "DIR")]
+        dir: Option<std::path::PathBuf>,
+    },
 }
 
-/// Images/s of one SGDM arm training `model`: the session's own step, on random images.
-fn train_throughput(
-    model: ModelSpec,
-    device: &Device,
-    batch_size: usize,
-    steps: usize,
-) -> anyhow::Result<(usize, f64, f64)> {
+/// Random CIFAR-shaped images for `steps` batches plus one (so no epoch ends inside a
+/// measurement), and one test image.
+fn synthetic_splits(batch_size: usize, steps: usize) -> Splits {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-    // Enough images for the warm-up and timed steps plus one, so that the epoch (and its
-    // evaluation) never ends inside the measurement.
-    let n = batch_size * (steps + 2);
+    let n = batch_size * (steps + 1);
     let shape = ImageShape::CIFAR;
     let mut images = vec![0u8; n * shape.pixels()];
     rng.fill_bytes(&mut images);
@@ -67,6 +76,18 @@ fn train_throughput(
         labels,
     };
     let test = train.select(&[0]);
+    Splits { train, test }
+}
+
+/// Images/s of one SGDM arm training `model`: the session's own step, on random images.
+fn train_throughput(
+    model: ModelSpec,
+    device: &Device,
+    batch_size: usize,
+    steps: usize,
+) -> anyhow::Result<(usize, f64, f64)> {
+    // The warm-up and timed steps.
+    let splits = synthetic_splits(batch_size, steps + 1);
     let spec = ExperimentSpec {
         name: "bench".into(),
         description: String::new(),
@@ -85,7 +106,7 @@ fn train_throughput(
             lr: LrSchedule::constant(0.01).into(),
         }],
     };
-    let mut session = Session::new(spec, 0, Splits { train, test }, device.clone())?;
+    let mut session = Session::new(spec, 0, splits, device.clone())?;
     let params = model.init(3, device, 0).trainable_params();
     let first = Instant::now();
     pollster::block_on(session.step())?;
@@ -184,8 +205,77 @@ fn time_steps(
     times[times.len() / 2]
 }
 
+/// Seconds to take a checkpoint mid-epoch, write it, and read it back into a session.
+fn bench_checkpoint(
+    preset: &str,
+    backend: Backend,
+    batch_size: usize,
+    dir: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let chosen = super::backend::choose(backend)?;
+    let mut spec = super::experiment::load(None, Some(preset))?;
+    spec.train_size = None;
+    spec.test_size = None;
+    let splits = synthetic_splits(batch_size, 2);
+    spec.batch_size = batch_size;
+    let new_session = || Session::new(spec.clone(), 0, splits.clone(), chosen.device.clone());
+    let mut session = new_session()?;
+    for _ in 0..2 {
+        pollster::block_on(session.step())?;
+    }
+    let temp = tempfile::tempdir()?;
+    let path = dir.unwrap_or(temp.path()).join("bench.checkpoint");
+    let info = session.run_info(&chosen.name);
+
+    let started = Instant::now();
+    pollster::block_on(session.settle_all())?;
+    let checkpoint = session.checkpoint()?;
+    let take = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    super::results::save_checkpoint(
+        &path,
+        &info,
+        &super::results::Synced::nothing(),
+        &checkpoint,
+    )?;
+    let write = started.elapsed().as_secs_f64();
+    let bytes = std::fs::metadata(&path)?.len();
+    drop(checkpoint);
+    let started = Instant::now();
+    let (_, loaded) = super::results::load_checkpoint(&path)?;
+    let mut resumed = new_session()?;
+    resumed.restore(loaded)?;
+    let read = started.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(&path);
+    println!(
+        "checkpoint mid-epoch of '{preset}' ({}, {} arms), backend {}, file in {}",
+        spec.model.name(),
+        spec.arms.len(),
+        chosen.name,
+        path.parent().unwrap_or(&path).display()
+    );
+    println!(
+        "{:>10} {:>12} {:>12} {:>18}",
+        "MB", "take s", "write s", "read + restore s"
+    );
+    println!(
+        "{:>10.1} {:>12.2} {:>12.2} {:>18.2}",
+        bytes as f64 / 1e6,
+        take,
+        write,
+        read
+    );
+    Ok(())
+}
+
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.target {
+        BenchTarget::Checkpoint {
+            preset,
+            backend,
+            batch_size,
+            dir,
+        } => bench_checkpoint(&preset, backend, batch_size.max(1), dir.as_deref()),
         BenchTarget::Optim { steps } => bench_optim(steps.max(1)),
         BenchTarget::Train {
             model,

@@ -2,6 +2,7 @@
 //! stops the N-th time it passes POINT — mid-write where the point is a write — creates the
 //! file named by `ADAEXP_HALT_FILE` and waits there to be killed with SIGKILL. The test then
 //! knows exactly where the run died. Without the variable every point is one relaxed load.
+//! (`ADAEXP_HALT_UNTIL_SIGNAL`: see `point`.)
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -69,9 +70,19 @@ pub fn halt() -> ! {
     }
 }
 
-/// Halts here when this passage is the one.
+/// Halts here when this passage is the one. With `ADAEXP_HALT_UNTIL_SIGNAL` set the process
+/// waits there for SIGTERM/SIGINT/SIGUSR1 instead, then carries on: a test knows exactly
+/// where the signal found the run.
 pub fn point(point: Point) {
     if reached(point) {
-        halt();
+        if std::env::var_os("ADAEXP_HALT_UNTIL_SIGNAL").is_none() {
+            halt();
+        }
+        if let Some(file) = std::env::var_os("ADAEXP_HALT_FILE") {
+            let _ = std::fs::write(file, b"waiting for a signal");
+        }
+        while !super::interrupt::requested() {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 }

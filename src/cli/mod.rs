@@ -5,10 +5,12 @@ mod bench;
 mod data;
 mod experiment;
 mod halt;
+mod interrupt;
 mod output;
 mod plot;
 mod results;
 mod run;
+mod sweep;
 mod trace;
 
 use std::process::ExitCode;
@@ -32,7 +34,10 @@ pub struct Cli {
 enum Command {
     /// Train every arm of an experiment, for each seed; write results and plots.
     Run(run::RunArgs),
-    /// Plot result files (and print their summary table).
+    /// Spread an experiment's seeds × arms over a Slurm cluster as a job array (or run the same
+    /// shards here); `sweep status DIR` shows where they stand.
+    Sweep(sweep::SweepArgs),
+    /// Plot result files (and print their summary table); a sweep's folder merges its shards.
     Plot(plot::PlotArgs),
     /// Fetch datasets and write the page's subset.
     Data(data::DataArgs),
@@ -70,6 +75,7 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Sweep(args) => sweep::run(args),
         Command::Plot(args) => plot::run(args),
         Command::Data(args) => data::run(args),
         Command::Trace(args) => trace::run(args),
@@ -77,6 +83,10 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if err.is::<interrupt::Interrupted>() => {
+            eprintln!("{err}");
+            ExitCode::from(interrupt::EXIT_INTERRUPTED)
+        }
         Err(err) => {
             // `{:#}` joins anyhow's context chain on one line.
             eprintln!("error: {err:#}");

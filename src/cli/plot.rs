@@ -5,13 +5,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::Args;
 use plotters::coord::Shift;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use super::results::{read_records, result_files};
+use super::sweep;
 use super::write_atomic;
 use crate::optim::schedule::sample_over_run;
 use crate::train::summary::{EpochSpread, Run, Spread, Summary, summarize};
@@ -30,14 +31,45 @@ pub struct PlotArgs {
 }
 
 pub fn run(args: PlotArgs) -> anyhow::Result<()> {
-    let files = result_files(&args.paths)?;
+    run_paths(&args.paths, args.out.as_deref(), args.reference.as_deref())
+}
+
+/// Plots result files and folders; a sweep's folder (`adaexp sweep`) stands for all of its
+/// shards, and every shard not finished is listed beside the summary, never left out quietly.
+pub fn run_paths(
+    paths: &[PathBuf],
+    out: Option<&Path>,
+    reference: Option<&str>,
+) -> anyhow::Result<()> {
+    let mut files = Vec::new();
+    let mut shards = String::new();
+    for path in paths {
+        if path.is_dir() && sweep::is_sweep(path) {
+            let (found, states) = sweep::merge_inputs(path)?;
+            let unfinished: Vec<_> = states.into_iter().filter(|s| !s.finished).collect();
+            if !unfinished.is_empty() {
+                shards += &format!(
+                    "\nNot finished: {} of the sweep's shards; the table above covers only what they wrote so far.\n\n{}",
+                    unfinished.len(),
+                    sweep::states_markdown(&unfinished)
+                );
+            }
+            if found.is_empty() {
+                print!("{shards}");
+                bail!("{}: no shard of this sweep has results yet", path.display());
+            }
+            files.extend(found);
+        } else {
+            files.extend(result_files(std::slice::from_ref(path))?);
+        }
+    }
     let mut runs = Vec::new();
     for file in &files {
         runs.extend(Run::split(read_records(file)?));
     }
     let runs = unique_runs(runs);
-    let out = args.out.unwrap_or_else(|| {
-        args.paths
+    let out = out.map(Path::to_path_buf).unwrap_or_else(|| {
+        paths
             .iter()
             .find(|p| p.is_dir())
             .cloned()
@@ -45,19 +77,25 @@ pub fn run(args: PlotArgs) -> anyhow::Result<()> {
     });
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     for (prefix, summary) in plot_runs(&runs, &out)? {
-        report(&summary, &out, &prefix, args.reference.as_deref())?;
+        report(&summary, &out, &prefix, reference, &shards)?;
     }
     println!("figures in {}", out.display());
     Ok(())
 }
 
-/// Each (experiment, seed) once: the same file given twice (as itself and inside its folder),
-/// or two copies of one run, must not count as two seeds. The first one read is kept.
+/// Each (experiment, seed) once, its shards (`run --arms`) joined: the same file given twice
+/// (as itself and inside its folder), or two copies of one run, must not count as two seeds.
+/// The first one read is kept.
 pub fn unique_runs(runs: Vec<Run>) -> Vec<Run> {
     let mut seen = std::collections::HashSet::new();
-    runs.into_iter()
+    let runs = runs
+        .into_iter()
         .filter(|run| {
-            let fresh = seen.insert((run.info.experiment.name.clone(), run.info.seed));
+            let fresh = seen.insert((
+                run.info.experiment.name.clone(),
+                run.info.seed,
+                run.info.arms.clone(),
+            ));
             if !fresh {
                 eprintln!(
                     "note: seed {} of '{}' was given more than once; counting it once",
@@ -66,7 +104,12 @@ pub fn unique_runs(runs: Vec<Run>) -> Vec<Run> {
             }
             fresh
         })
-        .collect()
+        .collect();
+    let (merged, notes) = Run::merge_shards(runs);
+    for note in notes {
+        eprintln!("note: {note}");
+    }
+    merged
 }
 
 /// Prints the summary table and the paired differences against `reference` (default: the
@@ -76,12 +119,13 @@ pub fn report(
     out: &Path,
     prefix: &str,
     reference: Option<&str>,
+    notes: &str,
 ) -> anyhow::Result<()> {
     let reference = reference.unwrap_or(&summary.arms[0].name);
     let paired = summary
         .paired_markdown(reference)
         .map_err(|e| anyhow::anyhow!("--reference: {e}"))?;
-    let table = format!("{}\n{paired}", summary.markdown());
+    let table = format!("{}\n{paired}{notes}", summary.markdown());
     write_atomic(&out.join(format!("{prefix}summary.md")), table.as_bytes())?;
     println!("\n{table}");
     Ok(())

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::halt::{self, Point};
-use crate::train::{ArmCheckpoint, ArmStatus, Checkpoint, Record, RunInfo};
+use crate::train::{ArmCheckpoint, ArmStatus, Checkpoint, EpochTotals, Record, RunInfo};
 
 /// Appends records to a JSONL file. Lines reach the disk at `sync`, which the runner calls at
 /// each epoch end, before writing the checkpoint that refers to them. A running SHA-256 of the
@@ -186,6 +186,13 @@ pub struct CheckpointIndex {
     pub run: RunInfo,
     /// Epochs completed.
     pub epoch: u64,
+    /// Batches done in the current epoch: 0 for a checkpoint at an epoch boundary, more for
+    /// one a preempted run wrote mid-epoch.
+    #[serde(default)]
+    pub batch: u64,
+    /// Words drawn from the current epoch's augmentation stream (mid-epoch only).
+    #[serde(default)]
+    pub augment_position: u128,
     /// Length of the JSONL file when the checkpoint was taken, and the SHA-256 of those bytes.
     pub records_len: u64,
     pub records_sha256: String,
@@ -197,6 +204,8 @@ pub struct ArmIndex {
     pub name: String,
     pub status: ArmStatus,
     pub step: u64,
+    #[serde(default)]
+    pub totals: EpochTotals,
     /// SHA-256 (hex) of the arm's model and optimizer blobs, checked before they are used.
     pub model_sha256: String,
     pub optimizer_sha256: String,
@@ -253,6 +262,8 @@ pub fn write_checkpoint(
     let index = CheckpointIndex {
         run: run.clone(),
         epoch: checkpoint.epoch,
+        batch: checkpoint.batch,
+        augment_position: checkpoint.augment_position,
         records_len: records.len,
         records_sha256: records.sha256.clone(),
         arms: checkpoint
@@ -262,6 +273,7 @@ pub fn write_checkpoint(
                 name: a.name.clone(),
                 status: a.status,
                 step: a.step,
+                totals: a.totals.clone(),
                 model_sha256: sha256_hex(&a.model),
                 optimizer_sha256: sha256_hex(&a.optimizer),
             })
@@ -355,6 +367,7 @@ pub fn read_checkpoint(
                 name: arm.name.clone(),
                 status: arm.status,
                 step: arm.step,
+                totals: arm.totals.clone(),
                 model: blob("model", &arm.model_sha256)?,
                 optimizer: blob("optimizer", &arm.optimizer_sha256)?,
             })
@@ -362,6 +375,8 @@ pub fn read_checkpoint(
         .collect::<anyhow::Result<Vec<_>>>()?;
     let checkpoint = Checkpoint {
         epoch: index.epoch,
+        batch: index.batch,
+        augment_position: index.augment_position,
         arms,
     };
     Ok((index, checkpoint))
@@ -438,17 +453,27 @@ mod tests {
             steps_per_epoch: 4,
             train_images: 100,
             test_images: 30,
+            arms: None,
         }
     }
 
     fn checkpoint() -> Checkpoint {
         Checkpoint {
             epoch: 2,
+            batch: 3,
+            // Past u64: the position is a 68-bit count.
+            augment_position: (1u128 << 66) + 12345,
             arms: (0..2)
                 .map(|i| ArmCheckpoint {
                     name: format!("arm {i}"),
                     status: ArmStatus::Running,
                     step: 8,
+                    totals: EpochTotals {
+                        loss_sum: 0.1 + f64::from(i),
+                        correct: 17.0,
+                        seen: 24,
+                        busy_seconds: 0.25,
+                    },
                     model: vec![i as u8 + 1; 300],
                     optimizer: vec![i as u8 + 7; 200],
                 })
@@ -483,6 +508,13 @@ mod tests {
         let (index, read) = read_checkpoint("c", &checkpoint_bytes()[..]).unwrap();
         assert_eq!((index.epoch, index.records_len), (2, 123));
         let expected = checkpoint();
+        assert_eq!(
+            (read.batch, read.augment_position),
+            (3, (1u128 << 66) + 12345)
+        );
+        for (a, b) in read.arms.iter().zip(&expected.arms) {
+            assert_eq!(a.totals, b.totals);
+        }
         for (a, b) in read.arms.iter().zip(&expected.arms) {
             assert_eq!(
                 (&a.name, &a.model, &a.optimizer),

@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::backend::{self, Backend, Chosen};
 use super::halt::{self, Point};
+use super::interrupt::{self, Interrupted};
 use super::results::{self, RecordWriter, Synced, result_files};
 use super::{data, experiment, plot, write_atomic};
 use crate::data::Splits;
@@ -32,6 +33,11 @@ pub struct RunArgs {
     /// Seeds to run, e.g. 0,1,2 [default: the experiment's].
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     seeds: Option<Vec<u64>>,
+    /// Train only these arms (a shard of the experiment; results go to seed-S.ARMS.jsonl). An
+    /// arm's records are the same alone as beside the others; an arm matched to another's
+    /// update size needs that arm too.
+    #[arg(long, value_name = "NAME[,NAME…]", value_delimiter = ',')]
+    arms: Option<Vec<String>>,
     /// Epochs [default: the experiment's].
     #[arg(long, value_name = "N")]
     epochs: Option<u64>,
@@ -54,14 +60,29 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(epochs) = args.epochs {
         spec.epochs = epochs;
     }
-    spec.validate().map_err(|e| {
+    let flagged = |e: crate::optim::SpecError| {
         let flag = match e.field.as_str() {
             "seeds" => "--seeds".to_owned(),
             "epochs" => "--epochs".to_owned(),
+            "arms" => "--arms".to_owned(),
             other => other.to_owned(),
         };
         anyhow::anyhow!("{flag}: {}", e.message)
-    })?;
+    };
+    spec.validate().map_err(flagged)?;
+    let shard = args
+        .arms
+        .as_ref()
+        .map(|names| spec.select_arms(names).map_err(flagged))
+        .transpose()?
+        .map(|selected| {
+            selected
+                .arms
+                .iter()
+                .map(|a| a.name.clone())
+                .collect::<Vec<_>>()
+        });
+    interrupt::install()?;
     let out = args
         .out
         .clone()
@@ -81,14 +102,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         .and_then(|()| spec.model.check_input(splits.train.shape))
         .map_err(|e| anyhow::anyhow!("{}: {e}", data_path.display()))?;
     let chosen = backend::choose(args.backend)?;
+    let arms = match &shard {
+        Some(names) => format!("arms {names:?}"),
+        None => format!("{} arms", spec.arms.len()),
+    };
     println!(
-        "{}: {} on {} ({} train / {} test images), {} arms, {} epochs, seeds {:?}; backend {}",
+        "{}: {} on {} ({} train / {} test images), {arms}, {} epochs, seeds {:?}; backend {}",
         spec.name,
         spec.model.name(),
         spec.dataset.name(),
         splits.train.len(),
         splits.test.len(),
-        spec.arms.len(),
         spec.epochs,
         spec.seeds,
         chosen.name
@@ -96,7 +120,21 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let folder = NewFolder::create(&out)?;
     for &seed in &spec.seeds {
-        run_seed(&spec, seed, &splits, &chosen, &out, args.resume)?;
+        if interrupt::requested() {
+            return Err(Interrupted(format!(
+                "stopped on request before seed {seed}; run the same command with --resume to continue"
+            ))
+            .into());
+        }
+        run_seed(
+            &spec,
+            shard.as_deref(),
+            seed,
+            &splits,
+            &chosen,
+            &out,
+            args.resume,
+        )?;
     }
     folder.keep();
     halt::point(Point::Summary);
@@ -108,7 +146,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         &out.join("summary.json"),
         &serde_json::to_vec_pretty(&summary)?,
     )?;
-    plot::report(&summary, &out, "", None)?;
+    plot::report(&summary, &out, "", None, "")?;
     if !args.no_plot {
         plot::plot_runs(&runs, &out)?;
     }
@@ -147,13 +185,27 @@ fn differences(a: &ExperimentSpec, b: &ExperimentSpec) -> String {
         .join(", ")
 }
 
-/// Refuses when `run` (a result file's header or a checkpoint's) is not `seed` of `spec`.
+/// Refuses when `run` (a result file's header or a checkpoint's) is not `seed` of `spec`, or
+/// trains other arms than `shard`.
 fn check_same_run(
     run: &RunInfo,
     spec: &ExperimentSpec,
+    shard: Option<&[String]>,
     seed: u64,
     file: &Path,
 ) -> anyhow::Result<()> {
+    if run.arms.as_deref() != shard {
+        let describe = |arms: Option<&[String]>| match arms {
+            Some(arms) => format!("arms {arms:?}"),
+            None => "every arm".to_owned(),
+        };
+        bail!(
+            "{}: trains {}, not {}; it is left as it is — use another --out",
+            file.display(),
+            describe(run.arms.as_deref()),
+            describe(shard)
+        );
+    }
     if !same_experiment(&run.experiment, spec) {
         bail!(
             "{}: holds a run of another experiment ('{}', differing in: {}); it is left as it is — use another --out",
@@ -260,9 +312,40 @@ fn say(bar: &ProgressBar, line: &str) {
     }
 }
 
-/// Trains one seed to the end (or continues it), appending to its result file.
+/// The file name stem of a seed's results: `seed-S`, or `seed-S.ARMS` for a shard.
+pub fn file_stem(seed: u64, shard: Option<&[String]>) -> String {
+    match shard {
+        None => format!("seed-{seed}"),
+        Some(arms) => {
+            let slugs: Vec<String> = arms.iter().map(|a| slug(a)).collect();
+            format!("seed-{seed}.{}", slugs.join("+"))
+        }
+    }
+}
+
+/// An arm name as a file-name part: lower-case letters and digits, runs of others as one '-'.
+pub fn slug(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.is_empty() && !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    let trimmed = out.trim_end_matches('-');
+    if trimmed.is_empty() {
+        "arm".to_owned()
+    } else {
+        trimmed.to_owned()
+    }
+}
+
+/// Trains one seed to the end (or continues it), appending to its result file. Stops with
+/// `Interrupted` after writing a checkpoint when a stop is asked for.
 fn run_seed(
-    spec: &ExperimentSpec,
+    full: &ExperimentSpec,
+    shard: Option<&[String]>,
     seed: u64,
     splits: &Splits,
     chosen: &Chosen,
@@ -270,10 +353,21 @@ fn run_seed(
     resume: bool,
 ) -> anyhow::Result<()> {
     let backend_name = chosen.name.as_str();
-    let jsonl = out.join(format!("seed-{seed}.jsonl"));
-    let checkpoint_path = out.join(format!("seed-{seed}.checkpoint"));
+    let stem = file_stem(seed, shard);
+    let jsonl = out.join(format!("{stem}.jsonl"));
+    let checkpoint_path = out.join(format!("{stem}.checkpoint"));
+    let spec = match shard {
+        Some(arms) => &full.select_arms(arms).expect("checked by the caller"),
+        None => full,
+    };
     let mut session = Session::new(spec.clone(), seed, splits.clone(), chosen.device.clone())?;
-    let info = session.run_info(backend_name);
+    // The header names the whole experiment, so that shards of it merge; `arms` says which
+    // part this file trains.
+    let info = RunInfo {
+        experiment: full.clone(),
+        arms: shard.map(<[String]>::to_vec),
+        ..session.run_info(backend_name)
+    };
 
     let mut writer = if jsonl.exists() {
         if !resume {
@@ -284,12 +378,12 @@ fn run_seed(
         }
         let header = results::read_header(&jsonl)?;
         if let Some(header) = &header {
-            check_same_run(header, spec, seed, &jsonl)?;
+            check_same_run(header, full, shard, seed, &jsonl)?;
         }
         if checkpoint_path.is_file() {
             // Everything is checked before the result file is touched.
             let (index, checkpoint) = results::load_checkpoint(&checkpoint_path)?;
-            check_same_run(&index.run, spec, seed, &checkpoint_path)?;
+            check_same_run(&index.run, full, shard, seed, &checkpoint_path)?;
             session.restore(checkpoint)?;
             let writer = RecordWriter::resume(
                 &jsonl,
@@ -298,7 +392,17 @@ fn run_seed(
                     sha256: index.records_sha256,
                 },
             )?;
-            println!("seed {seed}: resuming after epoch {}", index.epoch);
+            if index.batch == 0 {
+                println!("seed {seed}: resuming after epoch {}", index.epoch);
+            } else {
+                println!(
+                    "seed {seed}: resuming in epoch {} after step {} (batch {} of {})",
+                    index.epoch + 1,
+                    session.steps_done(),
+                    index.batch,
+                    session.steps_per_epoch()
+                );
+            }
             writer
         } else {
             // Without a checkpoint (killed before the first one was complete, or deleted) the
@@ -362,9 +466,9 @@ fn run_seed(
         }
         halt::point(Point::StepWritten);
         bar.set_position(session.steps_done());
-        if let Some(checkpoint) = session.checkpoint()? {
+        if session.at_epoch_boundary() {
             let synced = writer.sync()?;
-            results::save_checkpoint(&checkpoint_path, &info, &synced, &checkpoint)?;
+            results::save_checkpoint(&checkpoint_path, &info, &synced, &session.checkpoint()?)?;
             say(
                 &bar,
                 &format!(
@@ -372,6 +476,33 @@ fn run_seed(
                     epoch_message(&records, session.epochs_done())
                 ),
             );
+        }
+        if interrupt::requested() && !session.is_finished() {
+            // Asked to stop (preemption, a time limit, Ctrl-C): the queued step's records
+            // first, then a checkpoint at this very step, so that nothing is trained twice.
+            if !session.at_epoch_boundary() {
+                let started = Instant::now();
+                for record in pollster::block_on(session.settle_all())? {
+                    writer.write(&record)?;
+                }
+                let synced = writer.sync()?;
+                results::save_checkpoint(&checkpoint_path, &info, &synced, &session.checkpoint()?)?;
+                say(
+                    &bar,
+                    &format!(
+                        "seed {seed}: checkpoint at step {} written in {:.1} s",
+                        session.steps_done(),
+                        started.elapsed().as_secs_f64()
+                    ),
+                );
+            }
+            bar.abandon();
+            return Err(Interrupted(format!(
+                "stopped on request at step {} of {} (seed {seed}); the checkpoint is written: run the same command with --resume to continue",
+                session.steps_done(),
+                session.total_steps()
+            ))
+            .into());
         }
     }
     writer.sync()?;

@@ -8,7 +8,7 @@ pub mod summary;
 
 use serde::{Deserialize, Serialize};
 
-pub use session::{ArmCheckpoint, ArmStatus, Checkpoint, Session, TrainError};
+pub use session::{ArmCheckpoint, ArmStatus, Checkpoint, EpochTotals, Session, TrainError};
 pub use spec::{ArmLr, ArmSpec, ExperimentSpec};
 
 /// One line of a result file.
@@ -33,6 +33,18 @@ pub struct RunInfo {
     pub steps_per_epoch: u64,
     pub train_images: usize,
     pub test_images: usize,
+    /// The arms this file trains when it is a shard of the experiment (`--arms`); `None`: all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arms: Option<Vec<String>>,
+}
+
+impl RunInfo {
+    /// Whether this run trains the arm named `arm` (a whole run trains all of its experiment's).
+    pub fn trains(&self, arm: &str) -> bool {
+        self.arms
+            .as_ref()
+            .is_none_or(|arms| arms.iter().any(|a| a == arm))
+    }
 }
 
 impl Record {

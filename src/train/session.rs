@@ -47,13 +47,15 @@ pub enum ArmStatus {
     },
 }
 
-/// Sums over the current epoch.
-#[derive(Clone, Debug, Default)]
-struct EpochTotals {
-    loss_sum: f64,
-    correct: f64,
-    seen: usize,
-    busy: Duration,
+/// An arm's sums over the current epoch so far: what its epoch record averages, and what a
+/// checkpoint taken mid-epoch carries on.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EpochTotals {
+    pub loss_sum: f64,
+    pub correct: f64,
+    pub seen: usize,
+    /// Seconds the arm's own steps took (a timing, not a result).
+    pub busy_seconds: f64,
 }
 
 struct Arm {
@@ -71,11 +73,17 @@ struct Arm {
     pending: VecDeque<Pending>,
 }
 
-/// Everything needed to continue a run from an epoch boundary.
+/// Everything needed to continue a run after the steps taken so far, at an epoch boundary or
+/// within an epoch (a preempted run): the epoch's batch order follows from the seed and epoch,
+/// so the batches done and the augmentation stream's position are all the position there is.
 #[derive(Debug)]
 pub struct Checkpoint {
     /// Epochs completed.
     pub epoch: u64,
+    /// Batches done in the current epoch (0 at an epoch boundary).
+    pub batch: u64,
+    /// Words drawn so far from the current epoch's augmentation stream.
+    pub augment_position: u128,
     pub arms: Vec<ArmCheckpoint>,
 }
 
@@ -84,6 +92,8 @@ pub struct ArmCheckpoint {
     pub name: String,
     pub status: ArmStatus,
     pub step: u64,
+    /// The current epoch's sums so far (zero at an epoch boundary).
+    pub totals: EpochTotals,
     /// Burnpack bytes of the model and of the optimizer state.
     pub model: Vec<u8>,
     pub optimizer: Vec<u8>,
@@ -210,6 +220,7 @@ impl Session {
             steps_per_epoch: self.steps_per_epoch,
             train_images: self.data.train.len(),
             test_images: self.data.test.len(),
+            arms: None,
         }
     }
 
@@ -452,22 +463,44 @@ impl Session {
                     test_loss,
                     test_accuracy,
                     wall_seconds: wall,
-                    images_per_second: t.seen as f64 / t.busy.as_secs_f64().max(1e-9),
+                    images_per_second: t.seen as f64 / t.busy_seconds.max(1e-9),
                 }))
             })
             .collect())
     }
 
-    /// The state at an epoch boundary; `None` mid-epoch.
-    pub fn checkpoint(&self) -> Result<Option<Checkpoint>, TrainError> {
-        if self.batch != 0 {
-            return Ok(None);
+    /// Whether the session stands at an epoch boundary (where the runner checkpoints).
+    pub fn at_epoch_boundary(&self) -> bool {
+        self.batch == 0
+    }
+
+    /// Reads every step still queued on the device and returns its records: after it the
+    /// session can be checkpointed mid-epoch. The next `step` carries on as if nothing happened.
+    pub async fn settle_all(&mut self) -> Result<Vec<Record>, TrainError> {
+        let mut records = Vec::new();
+        while self.arms.iter().any(|a| !a.pending.is_empty()) {
+            records.extend(self.settle(Settle::All).await?);
+        }
+        Ok(records)
+    }
+
+    /// The state after the steps taken so far. Steps still queued (not yet turned into records)
+    /// would be lost from the records, so they must be settled first (`settle_all`).
+    pub fn checkpoint(&self) -> Result<Checkpoint, TrainError> {
+        if self.arms.iter().any(|a| !a.pending.is_empty()) {
+            return Err(TrainError::Checkpoint(
+                "steps are still queued on the device; settle them before checkpointing".into(),
+            ));
         }
         let arms = self
             .arms
             .iter()
             .map(|arm| {
                 let model = arm.model.as_ref().expect("model present between steps");
+                // Batch norm's running statistics hold their latest update aside until the next
+                // one or an evaluation (Burn's `RunningState`); a record taken mid-epoch would
+                // miss it. `valid()` folds it in (exactly: a mean of one) and is otherwise unused.
+                let _ = model.valid();
                 let model_bytes = model
                     .clone()
                     .into_record()
@@ -481,19 +514,32 @@ impl Session {
                     name: arm.spec.name.clone(),
                     status: arm.status,
                     step: arm.step,
+                    totals: arm.totals.clone(),
                     model: model_bytes.to_vec(),
                     optimizer: optimizer_bytes.to_vec(),
                 })
             })
             .collect::<Result<Vec<_>, TrainError>>()?;
-        Ok(Some(Checkpoint {
+        Ok(Checkpoint {
             epoch: self.epoch,
+            batch: self.batch,
+            augment_position: if self.batch == 0 {
+                0
+            } else {
+                self.augment_rng.get_word_pos()
+            },
             arms,
-        }))
+        })
     }
 
     /// Continues from a checkpoint taken by a session of the same spec, seed and data.
     pub fn restore(&mut self, checkpoint: Checkpoint) -> Result<(), TrainError> {
+        if checkpoint.batch >= self.steps_per_epoch {
+            return Err(TrainError::Checkpoint(format!(
+                "it stands at batch {} of an epoch of {} batches",
+                checkpoint.batch, self.steps_per_epoch
+            )));
+        }
         if checkpoint.arms.len() != self.arms.len() {
             return Err(TrainError::Checkpoint(format!(
                 "it holds {} arms, the experiment has {}",
@@ -532,9 +578,18 @@ impl Session {
             arm.model = Some(model);
             arm.status = saved.status;
             arm.step = saved.step;
+            arm.totals = saved.totals;
         }
         self.epoch = checkpoint.epoch;
-        self.batch = 0;
+        self.batch = checkpoint.batch;
+        if self.batch > 0 {
+            // Mid-epoch: the same order and augmentation stream `step` starts an epoch with,
+            // the stream moved on to where the checkpoint left it.
+            self.order = epoch_order(self.data.train.len(), self.seed, self.epoch);
+            self.augment_rng = rng(self.seed, Purpose::Augment, self.epoch);
+            self.augment_rng.set_word_pos(checkpoint.augment_position);
+            self.epoch_started = Instant::now();
+        }
         Ok(())
     }
 }
@@ -727,7 +782,7 @@ impl Arm {
         self.totals.loss_sum += loss * pending.images as f64;
         self.totals.correct += correct;
         self.totals.seen += pending.images;
-        self.totals.busy += pending.queued + read_share;
+        self.totals.busy_seconds += (pending.queued + read_share).as_secs_f64();
         Record::Step(StepRecord {
             arm: self.spec.name.clone(),
             step,

@@ -241,4 +241,60 @@ impl ExperimentSpec {
         }
         Ok(())
     }
+
+    /// The same experiment with only the arms named in `names` (in the experiment's order):
+    /// a shard. Each arm's records do not depend on which other arms train beside it (the seed
+    /// fixes the initial weights, the seed and epoch the batches), except that a matched arm
+    /// needs the arm it matches.
+    pub fn select_arms(&self, names: &[String]) -> Result<ExperimentSpec, SpecError> {
+        let all: Vec<&str> = self.arms.iter().map(|a| a.name.as_str()).collect();
+        if names.is_empty() {
+            return Err(SpecError::new("arms", "name at least one arm"));
+        }
+        if let Some(unknown) = names.iter().find(|n| !all.contains(&n.as_str())) {
+            return Err(SpecError::new(
+                "arms",
+                format!("no arm is named {unknown:?}; the arms are {all:?}"),
+            ));
+        }
+        for arm in self.arms.iter().filter(|a| names.contains(&a.name)) {
+            if let Some(target) = arm.lr.target()
+                && !names.iter().any(|n| n == target)
+            {
+                return Err(SpecError::new(
+                    "arms",
+                    format!(
+                        "'{}' takes its step size from '{target}', which must train beside it: \
+                         name '{target}' too",
+                        arm.name
+                    ),
+                ));
+            }
+        }
+        Ok(ExperimentSpec {
+            arms: self
+                .arms
+                .iter()
+                .filter(|a| names.contains(&a.name))
+                .cloned()
+                .collect(),
+            ..self.clone()
+        })
+    }
+
+    /// The smallest sets of arms that can train apart: each scheduled arm with the arms that
+    /// match its update size, in the experiment's order.
+    pub fn arm_groups(&self) -> Vec<Vec<String>> {
+        self.arms
+            .iter()
+            .filter(|a| a.lr.target().is_none())
+            .map(|lead| {
+                self.arms
+                    .iter()
+                    .filter(|a| a.name == lead.name || a.lr.target() == Some(lead.name.as_str()))
+                    .map(|a| a.name.clone())
+                    .collect()
+            })
+            .collect()
+    }
 }

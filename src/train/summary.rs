@@ -83,6 +83,66 @@ impl Run {
         runs
     }
 
+    /// Joins the shards of each seed (runs of disjoint sets of arms, `--arms`) into one run per
+    /// (experiment, seed), in the order first seen. An arm trained by two runs of the same seed
+    /// counts once (the first); the returned notes say so.
+    pub fn merge_shards(runs: Vec<Run>) -> (Vec<Run>, Vec<String>) {
+        let mut merged: Vec<Run> = Vec::new();
+        let mut notes = Vec::new();
+        for run in runs {
+            let key = (&run.info.experiment.name, run.info.seed);
+            let Some(into) = merged
+                .iter_mut()
+                .find(|m| (&m.info.experiment.name, m.info.seed) == key)
+            else {
+                merged.push(run);
+                continue;
+            };
+            let arms: Vec<String> = run
+                .info
+                .experiment
+                .arms
+                .iter()
+                .map(|a| a.name.clone())
+                .filter(|a| run.info.trains(a))
+                .collect();
+            let (twice, new): (Vec<String>, Vec<String>) =
+                arms.into_iter().partition(|a| into.info.trains(a));
+            if !twice.is_empty() {
+                notes.push(format!(
+                    "seed {} of '{}': {twice:?} trained more than once; counting the first",
+                    run.info.seed, run.info.experiment.name
+                ));
+            }
+            if new.is_empty() {
+                continue;
+            }
+            let union: Vec<String> = into
+                .info
+                .experiment
+                .arms
+                .iter()
+                .map(|a| a.name.clone())
+                .filter(|a| into.info.trains(a) || new.contains(a))
+                .collect();
+            into.info.arms = (union.len() < into.info.experiment.arms.len()).then_some(union);
+            if !into
+                .info
+                .backend
+                .split(" / ")
+                .any(|b| b == run.info.backend)
+            {
+                into.info.backend = format!("{} / {}", into.info.backend, run.info.backend);
+            }
+            into.records.extend(
+                run.records
+                    .into_iter()
+                    .filter(|r| r.arm().is_some_and(|a| new.iter().any(|n| n == a))),
+            );
+        }
+        (merged, notes)
+    }
+
     pub fn epochs(&self, arm: &str) -> Vec<&EpochRecord> {
         self.records
             .iter()
@@ -245,6 +305,13 @@ pub fn summarize(runs: &[Run]) -> Option<Summary> {
         .map(|arm| {
             let name = arm.name.as_str();
             let matched = arm.lr.target().is_some();
+            // The runs that train this arm: a shard of another arm says nothing about it.
+            let runs: Vec<Run> = runs
+                .iter()
+                .filter(|r| r.info.trains(name))
+                .cloned()
+                .collect();
+            let runs = &runs[..];
             let per_seed: Vec<(u64, Vec<&EpochRecord>)> =
                 runs.iter().map(|r| (r.info.seed, r.epochs(name))).collect();
             let last = |f: fn(&EpochRecord) -> f64| -> Vec<f64> {
@@ -463,6 +530,72 @@ mod tests {
     use super::*;
 
     #[test]
+    fn shards_of_a_seed_merge_into_one_run_and_a_missing_arm_has_no_seed() {
+        use crate::train::ArmSpec;
+        let arm = |name: &str| -> ArmSpec {
+            toml::from_str(&format!(
+                "name = \"{name}\"\noptimizer = {{ kind = \"sgdm\" }}\nlr = {{ base = 0.1 }}"
+            ))
+            .unwrap()
+        };
+        let experiment = ExperimentSpec {
+            arms: vec![arm("A"), arm("B"), arm("C")],
+            ..serde_json::from_str(r#"{"name":"e","dataset":"cifar10","model":"small-cnn","epochs":1,"batch_size":8,"arms":[]}"#).unwrap()
+        };
+        let epoch = |arm: &str, accuracy: f64| {
+            Record::Epoch(EpochRecord {
+                arm: arm.into(),
+                epoch: 1,
+                step: 2,
+                train_loss: 1.0,
+                train_accuracy: 0.5,
+                test_loss: 1.0,
+                test_accuracy: accuracy,
+                wall_seconds: 1.0,
+                images_per_second: 1.0,
+            })
+        };
+        let shard = |seed: u64, arms: &[&str], accuracy: f64| Run {
+            info: RunInfo {
+                experiment: experiment.clone(),
+                seed,
+                backend: "cpu".into(),
+                steps_per_epoch: 2,
+                train_images: 16,
+                test_images: 8,
+                arms: Some(arms.iter().map(|a| a.to_string()).collect()),
+            },
+            records: arms.iter().map(|a| epoch(a, accuracy)).collect(),
+        };
+        // Seed 0 in three shards (A given twice), seed 1 without C's shard.
+        let (runs, notes) = Run::merge_shards(vec![
+            shard(0, &["A"], 0.5),
+            shard(1, &["A", "B"], 0.7),
+            shard(0, &["B", "C"], 0.6),
+            shard(0, &["A"], 0.9),
+        ]);
+        assert_eq!(runs.len(), 2);
+        assert_eq!(runs[0].info.arms, None, "seed 0 has every arm");
+        assert_eq!(runs[0].records.len(), 3);
+        assert_eq!(runs[1].info.arms, Some(vec!["A".into(), "B".into()]));
+        assert_eq!(notes.len(), 1);
+        assert!(
+            notes[0].contains("[\"A\"] trained more than once"),
+            "{}",
+            notes[0]
+        );
+
+        let summary = summarize(&runs).unwrap();
+        let seeds = |i: usize| summary.arms[i].seeds.clone();
+        assert_eq!(
+            (seeds(0), seeds(1), seeds(2)),
+            (vec![0, 1], vec![0, 1], vec![0])
+        );
+        // A: the first shard's 0.5 counts, not the duplicate's 0.9.
+        assert!((summary.arms[0].final_test_accuracy.as_ref().unwrap().mean - 0.6).abs() < 1e-12);
+    }
+
+    #[test]
     fn smoothing_is_a_debiased_ema() {
         let s = smooth(&[(1.0, 1.0), (2.0, 3.0), (3.0, 3.0)], 0.5);
         // Weights 0.5^age: (1), (0.5·1 + 3)/1.5, (0.25·1 + 0.5·3 + 3)/1.75.
@@ -554,6 +687,7 @@ mod tests {
                 steps_per_epoch: 2,
                 train_images: 16,
                 test_images: 8,
+                arms: None,
             },
             records: sizes
                 .iter()

@@ -223,18 +223,104 @@ fn resume_from_a_checkpoint_equals_the_uninterrupted_run() {
     let mut straight = Session::new(spec(arms.clone(), 3), 5, data(), device()).unwrap();
     let all = without_timing(&run(&mut straight));
 
-    let mut first = Session::new(spec(arms.clone(), 3), 5, data(), device()).unwrap();
-    let mut before = Vec::new();
-    while first.epochs_done() < 1 {
-        before.extend(pollster::block_on(first.step()).unwrap());
+    // 3 batches per epoch: at the first epoch boundary, and mid-epoch (a preempted run), where
+    // the order, the augmentation stream and the epoch's sums must all carry on.
+    for steps in [3, 2, 4] {
+        let mut first = Session::new(spec(arms.clone(), 3), 5, data(), device()).unwrap();
+        let mut before = Vec::new();
+        while first.steps_done() < steps {
+            before.extend(pollster::block_on(first.step()).unwrap());
+        }
+        assert_eq!(first.at_epoch_boundary(), steps % 3 == 0);
+        if !first.at_epoch_boundary() {
+            assert!(first.checkpoint().is_err(), "a step is still queued");
+        }
+        before.extend(pollster::block_on(first.settle_all()).unwrap());
+        let checkpoint = first.checkpoint().unwrap();
+        assert_eq!(checkpoint.batch, steps % 3);
+        drop(first);
+        let mut resumed = Session::new(spec(arms.clone(), 3), 5, data(), device()).unwrap();
+        resumed.restore(checkpoint).unwrap();
+        let after = run(&mut resumed);
+        let stitched = without_timing(&[before, after].concat());
+        assert_eq!(stitched.len(), all.len(), "after {steps} steps");
+        for (a, b) in stitched.iter().zip(&all) {
+            assert_eq!(a, b, "after {steps} steps");
+        }
     }
-    let checkpoint = first.checkpoint().unwrap().expect("at an epoch boundary");
-    drop(first);
-    let mut resumed = Session::new(spec(arms, 3), 5, data(), device()).unwrap();
-    resumed.restore(checkpoint).unwrap();
-    let after = run(&mut resumed);
-    let stitched = without_timing(&[before, after].concat());
-    assert_eq!(stitched, all);
+}
+
+#[test]
+fn an_arm_trains_the_same_alone_as_beside_the_others() {
+    let arms = vec![
+        arm("sgdm", OptimizerSpec::Sgdm(SgdmSpec::default()), 0.05),
+        arm(
+            "adaexp",
+            OptimizerSpec::AdaExp(AdaExpSpec::new(Schedule::Linear {
+                start: 0.5,
+                end: 0.0,
+                length: Length::Epochs(2.0),
+            })),
+            1e-3,
+        ),
+        ArmSpec {
+            name: "matched".into(),
+            optimizer: OptimizerSpec::Adam(AdamSpec::default()),
+            lr: ArmLr::Matched {
+                match_update_of: "adaexp".into(),
+            },
+        },
+    ];
+    let full = spec(arms, 2);
+    let together = without_timing(&run(
+        &mut Session::new(full.clone(), 4, data(), device()).unwrap()
+    ));
+    for group in full.arm_groups() {
+        let shard = full.select_arms(&group).unwrap();
+        let alone = without_timing(&run(&mut Session::new(shard, 4, data(), device()).unwrap()));
+        let beside: Vec<Record> = together
+            .iter()
+            .filter(|r| r.arm().is_some_and(|a| group.iter().any(|g| g == a)))
+            .cloned()
+            .collect();
+        assert!(!alone.is_empty());
+        assert_eq!(alone, beside, "{group:?}");
+    }
+    assert_eq!(
+        full.arm_groups(),
+        vec![
+            vec!["sgdm".to_owned()],
+            vec!["adaexp".into(), "matched".into()]
+        ]
+    );
+}
+
+#[test]
+fn a_shard_names_existing_arms_and_keeps_each_matched_arm_with_its_target() {
+    let full = spec(
+        vec![
+            arm("a", OptimizerSpec::Sgdm(SgdmSpec::default()), 0.05),
+            ArmSpec {
+                name: "m".into(),
+                optimizer: OptimizerSpec::Adam(AdamSpec::default()),
+                lr: ArmLr::Matched {
+                    match_update_of: "a".into(),
+                },
+            },
+        ],
+        1,
+    );
+    let err = full.select_arms(&["b".into()]).unwrap_err();
+    assert!(
+        err.message.contains("no arm is named \"b\"") && err.message.contains("[\"a\", \"m\"]"),
+        "{}",
+        err.message
+    );
+    let err = full.select_arms(&["m".into()]).unwrap_err();
+    assert!(err.message.contains("name 'a' too"), "{}", err.message);
+    assert!(full.select_arms(&[]).is_err());
+    let both = full.select_arms(&["m".into(), "a".into()]).unwrap();
+    assert_eq!(both.arms, full.arms, "in the experiment's order");
 }
 
 #[test]

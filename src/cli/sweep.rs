@@ -1,0 +1,807 @@
+//! `adaexp sweep`: an experiment's seeds × arms as independent shards, each an `adaexp run
+//! --seeds S --arms A --resume` into its own folder: submitted as one Slurm job array (with a
+//! merge job after it), or run one after another here. `adaexp sweep status DIR` says where each
+//! shard stands; `adaexp plot DIR` merges them.
+//!
+//! A sweep folder holds `experiment.toml` (what every shard runs), `sweep.json` (the shards and
+//! the jobs submitted), `sweep.sbatch` and `merge.sbatch`, `logs/` and `shards/NN-…/` (each a
+//! run's output folder, plus `exit-code` once its task ended).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use serde::{Deserialize, Serialize};
+
+use super::backend::Backend;
+use super::interrupt::{self, EXIT_INTERRUPTED, Interrupted};
+use super::results::{self, result_files};
+use super::run::{file_stem, slug};
+use super::{data, experiment, write_atomic};
+use crate::train::ExperimentSpec;
+use crate::train::summary::Run;
+
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct SweepArgs {
+    #[command(subcommand)]
+    command: Option<SweepCommand>,
+    #[command(flatten)]
+    submit: SubmitArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum SweepCommand {
+    /// Where each shard of a sweep stands: queued, running (epochs done), finished, failed.
+    Status {
+        /// The sweep's folder (its --out).
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Engine {
+    /// One Slurm job array (sbatch), one task per shard, and a merge job after it.
+    Slurm,
+    /// The same shards one after another on this machine.
+    Local,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ShardBy {
+    /// One shard per seed and arm (an arm matched to another's update size goes with it).
+    Arm,
+    /// One shard per seed, all arms.
+    Seed,
+}
+
+#[derive(Args, Debug)]
+struct SubmitArgs {
+    /// Experiment file (TOML); see experiments/.
+    #[arg(value_name = "EXPERIMENT.toml", required_unless_present = "preset")]
+    experiment: Option<PathBuf>,
+    /// A built-in experiment (see `adaexp run --help`).
+    #[arg(long, value_name = "NAME", conflicts_with = "experiment")]
+    preset: Option<String>,
+    /// The sweep's folder: its experiment, job scripts, logs and every shard's results.
+    #[arg(long, value_name = "DIR", required = true)]
+    out: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Engine::Slurm)]
+    engine: Engine,
+    #[arg(long, value_enum, default_value_t = ShardBy::Arm)]
+    shard: ShardBy,
+    /// Seeds [default: the experiment's].
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    seeds: Option<Vec<u64>>,
+    /// Epochs [default: the experiment's].
+    #[arg(long, value_name = "N")]
+    epochs: Option<u64>,
+    /// Dataset directory or archive, as seen from the nodes [default: as `run`; CIFAR-10 is
+    /// fetched here before submitting, so that no task downloads it].
+    #[arg(long, value_name = "PATH")]
+    data: Option<PathBuf>,
+    /// The backend each task trains on.
+    #[arg(long, value_enum, default_value_t = Backend::Auto)]
+    backend: Backend,
+    /// Slurm partition (sbatch --partition).
+    #[arg(long, value_name = "NAME")]
+    partition: Option<String>,
+    /// Time limit per task (sbatch --time), e.g. 12:00:00. A task stopped by it checkpoints
+    /// and requeues itself.
+    #[arg(long, value_name = "TIME")]
+    time: Option<String>,
+    /// GPUs per task (sbatch --gpus-per-task), e.g. 1 or a100:1.
+    #[arg(long, value_name = "N")]
+    gpus_per_task: Option<String>,
+    /// CPU cores per task (sbatch --cpus-per-task).
+    #[arg(long, value_name = "N")]
+    cpus_per_task: Option<u32>,
+    /// Memory per node (sbatch --mem), e.g. 16G.
+    #[arg(long, value_name = "SIZE")]
+    mem: Option<String>,
+    /// At most this many tasks at once (the array's %N).
+    #[arg(long, value_name = "N")]
+    max_parallel: Option<u32>,
+    /// How long before the time limit Slurm signals a task to checkpoint (sbatch --signal).
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    signal_before: u32,
+    /// Any other sbatch option, repeated as needed, e.g. --sbatch-arg=--account=proj42.
+    #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
+    sbatch_arg: Vec<String>,
+    /// Print the job script and submit nothing (nothing is written either).
+    #[arg(long)]
+    dry_run: bool,
+}
+
+/// One independent piece of a sweep: a seed and the arms it trains (`None`: all).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Shard {
+    pub seed: u64,
+    pub arms: Option<Vec<String>>,
+    /// Its results folder, relative to the sweep's.
+    pub dir: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Submission {
+    pub array_job: String,
+    pub merge_job: Option<String>,
+}
+
+/// `sweep.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Manifest {
+    pub experiment: String,
+    pub epochs: u64,
+    pub engine: Engine,
+    pub shards: Vec<Shard>,
+    /// Every submission of this sweep, oldest first (a sweep can be submitted again to go on).
+    #[serde(default)]
+    pub jobs: Vec<Submission>,
+}
+
+const MANIFEST: &str = "sweep.json";
+const EXPERIMENT: &str = "experiment.toml";
+const EXIT_CODE: &str = "exit-code";
+
+pub fn run(args: SweepArgs) -> anyhow::Result<()> {
+    match args.command {
+        Some(SweepCommand::Status { dir }) => status(&dir),
+        None => submit(args.submit),
+    }
+}
+
+/// The shards of `spec`: per seed, one per group of arms that can train apart, or one.
+fn shards(spec: &ExperimentSpec, by: ShardBy) -> Vec<Shard> {
+    let groups: Vec<Option<Vec<String>>> = match by {
+        ShardBy::Arm => spec.arm_groups().into_iter().map(Some).collect(),
+        ShardBy::Seed => vec![None],
+    };
+    let mut shards = Vec::new();
+    for &seed in &spec.seeds {
+        for arms in &groups {
+            let what = arms.as_ref().map_or("all".to_owned(), |a| slug(&a[0]));
+            shards.push(Shard {
+                seed,
+                arms: arms.clone(),
+                dir: format!("shards/{:02}-seed{seed}-{what}", shards.len()),
+            });
+        }
+    }
+    shards
+}
+
+fn quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+    std::path::absolute(path).with_context(|| format!("{}: no absolute path", path.display()))
+}
+
+/// The `adaexp run` arguments of a shard (after `run EXPERIMENT`).
+fn shard_args(shard: &Shard) -> Vec<String> {
+    let mut args = vec!["--seeds".to_owned(), shard.seed.to_string()];
+    if let Some(arms) = &shard.arms {
+        args.push("--arms".into());
+        args.push(arms.join(","));
+    }
+    args
+}
+
+/// Everything a task needs to run a shard besides the shard itself.
+struct Task {
+    exe: PathBuf,
+    experiment: PathBuf,
+    data: PathBuf,
+    backend: Backend,
+}
+
+impl Task {
+    fn args(&self, dir: &Path, shard: &Shard) -> Vec<String> {
+        let mut args = vec!["run".to_owned(), self.experiment.display().to_string()];
+        args.extend(shard_args(shard));
+        args.extend([
+            "--out".into(),
+            dir.join(&shard.dir).display().to_string(),
+            "--resume".into(),
+            "--no-plot".into(),
+            "--backend".into(),
+            self.backend
+                .to_possible_value()
+                .expect("no skipped values")
+                .get_name()
+                .to_owned(),
+            "--data".into(),
+            self.data.display().to_string(),
+        ]);
+        args
+    }
+}
+
+/// The job array: task i runs shard i, forwards the signals Slurm sends before a time limit
+/// (to the batch shell, `B:`) and on preemption, records the exit status, and requeues itself
+/// when the run stopped with a checkpoint.
+fn array_script(
+    args: &SubmitArgs,
+    spec: &ExperimentSpec,
+    dir: &Path,
+    shards: &[Shard],
+    task: &Task,
+) -> String {
+    let mut s = String::from("#!/bin/bash\n");
+    let mut option = |line: String| s.push_str(&format!("#SBATCH {line}\n"));
+    option(format!("--job-name=adaexp-{}", spec.name));
+    option(format!(
+        "--array=0-{}{}",
+        shards.len() - 1,
+        args.max_parallel
+            .map(|n| format!("%{n}"))
+            .unwrap_or_default()
+    ));
+    option(format!("--output={}/logs/%A_%a.out", dir.display()));
+    // A requeued task appends to its log instead of replacing it.
+    option("--open-mode=append".into());
+    option("--requeue".into());
+    option(format!("--signal=B:USR1@{}", args.signal_before));
+    option("--ntasks=1".into());
+    for (flag, value) in [
+        ("partition", args.partition.clone()),
+        ("time", args.time.clone()),
+        ("gpus-per-task", args.gpus_per_task.clone()),
+        ("cpus-per-task", args.cpus_per_task.map(|n| n.to_string())),
+        ("mem", args.mem.clone()),
+    ] {
+        if let Some(value) = value {
+            option(format!("--{flag}={value}"));
+        }
+    }
+    for extra in &args.sbatch_arg {
+        option(extra.clone());
+    }
+    s.push_str(&format!(
+        "# Written by `adaexp sweep`: task i trains shard i of {}/{MANIFEST}.\nset -u\ncase \"${{SLURM_ARRAY_TASK_ID:?submit this with sbatch}}\" in\n",
+        dir.display()
+    ));
+    for (i, shard) in shards.iter().enumerate() {
+        let line: Vec<String> = task.args(dir, shard).iter().map(|a| quote(a)).collect();
+        s.push_str(&format!(
+            "  {i}) shard={}; args=({}) ;;\n",
+            quote(&dir.join(&shard.dir).display().to_string()),
+            line.join(" ")
+        ));
+    }
+    s.push_str(&format!(
+        r#"  *) echo "no shard $SLURM_ARRAY_TASK_ID" >&2; exit 2 ;;
+esac
+mkdir -p "$shard" && rm -f "$shard/{EXIT_CODE}"
+echo "== task $SLURM_ARRAY_TASK_ID of job ${{SLURM_ARRAY_JOB_ID:-?}} on $(hostname), $(date -Is), restart ${{SLURM_RESTART_COUNT:-0}}"
+{exe} "${{args[@]}}" &
+child=$!
+# Slurm signals this shell before the time limit and the whole job on preemption or requeue:
+# the run finishes its step, writes a checkpoint there and exits {EXIT_INTERRUPTED}.
+trap 'kill -TERM "$child" 2>/dev/null' TERM INT USR1
+while :; do
+  wait "$child"; code=$?
+  kill -0 "$child" 2>/dev/null || break
+done
+echo "$code" > "$shard/{EXIT_CODE}"
+if [ "$code" -eq {EXIT_INTERRUPTED} ]; then
+  echo "== stopped with a checkpoint; requeueing to continue"
+  scontrol requeue "${{SLURM_ARRAY_JOB_ID}}_${{SLURM_ARRAY_TASK_ID}}" 2>/dev/null \
+    || echo "== (already requeued by Slurm)"
+fi
+exit "$code"
+"#,
+        exe = quote(&task.exe.display().to_string()),
+    ));
+    s
+}
+
+/// The job that merges the shards once every task has ended, however it ended.
+fn merge_script(args: &SubmitArgs, spec: &ExperimentSpec, dir: &Path, exe: &Path) -> String {
+    let mut s = String::from("#!/bin/bash\n");
+    s.push_str(&format!("#SBATCH --job-name=adaexp-{}-merge\n", spec.name));
+    s.push_str(&format!(
+        "#SBATCH --output={}/logs/merge-%j.out\n",
+        dir.display()
+    ));
+    s.push_str("#SBATCH --ntasks=1\n#SBATCH --time=00:30:00\n");
+    if let Some(partition) = &args.partition {
+        s.push_str(&format!("#SBATCH --partition={partition}\n"));
+    }
+    for extra in &args.sbatch_arg {
+        s.push_str(&format!("#SBATCH {extra}\n"));
+    }
+    s.push_str(&format!(
+        "{} plot {}\n",
+        quote(&exe.display().to_string()),
+        quote(&dir.display().to_string())
+    ));
+    s
+}
+
+fn submit(args: SubmitArgs) -> anyhow::Result<()> {
+    let mut spec = experiment::load(args.experiment.as_deref(), args.preset.as_deref())?;
+    if let Some(seeds) = &args.seeds {
+        spec.seeds = seeds.clone();
+    }
+    if let Some(epochs) = args.epochs {
+        spec.epochs = epochs;
+    }
+    spec.validate()
+        .map_err(|e| anyhow::anyhow!("{}: {}", e.field, e.message))?;
+    if let Some(arm) = spec.arms.iter().find(|a| a.name.contains(',')) {
+        bail!(
+            "arm '{}': a name with a comma cannot be passed to `run --arms`; rename it",
+            arm.name
+        );
+    }
+    let dir = absolute(args.out.as_deref().expect("required"))?;
+    let shards = shards(&spec, args.shard);
+    let data_path = args
+        .data
+        .clone()
+        .unwrap_or_else(|| data::default_path(spec.dataset));
+    let task = Task {
+        exe: std::env::current_exe().context("cannot tell where this adaexp binary is")?,
+        experiment: dir.join(EXPERIMENT),
+        data: absolute(&data_path)?,
+        backend: args.backend,
+    };
+    if args.dry_run {
+        match args.engine {
+            Engine::Slurm => print!("{}", array_script(&args, &spec, &dir, &shards, &task)),
+            Engine::Local => {
+                for shard in &shards {
+                    println!(
+                        "{} {}",
+                        task.exe.display(),
+                        task.args(&dir, shard).join(" ")
+                    );
+                }
+            }
+        }
+        return Ok(());
+    }
+
+    // The data once, here: tasks must not each fetch CIFAR-10 into the same folder.
+    data::load(spec.dataset, &data_path, args.data.is_none())?;
+    let mut manifest = prepare(&dir, &spec, &shards, args.engine)?;
+    match args.engine {
+        Engine::Local => run_local(&dir, &manifest, &task),
+        Engine::Slurm => {
+            let array = dir.join("sweep.sbatch");
+            write_atomic(
+                &array,
+                array_script(&args, &spec, &dir, &shards, &task).as_bytes(),
+            )?;
+            let merge = dir.join("merge.sbatch");
+            write_atomic(
+                &merge,
+                merge_script(&args, &spec, &dir, &task.exe).as_bytes(),
+            )?;
+            let array_job = sbatch(&[array.display().to_string()])?;
+            let merge_job = sbatch(&[
+                format!("--dependency=afterany:{array_job}"),
+                merge.display().to_string(),
+            ]);
+            let merge_job = match merge_job {
+                Ok(id) => Some(id),
+                Err(e) => {
+                    eprintln!(
+                        "note: the merge job was not submitted ({e:#}); run `adaexp plot {}` when the array is done",
+                        dir.display()
+                    );
+                    None
+                }
+            };
+            manifest.jobs.push(Submission {
+                array_job: array_job.clone(),
+                merge_job: merge_job.clone(),
+            });
+            write_manifest(&dir, &manifest)?;
+            println!(
+                "submitted job array {array_job}: {} tasks ({} seeds × {} shards each){}",
+                shards.len(),
+                spec.seeds.len(),
+                shards.len() / spec.seeds.len(),
+                args.max_parallel
+                    .map(|n| format!(", at most {n} at once"))
+                    .unwrap_or_default()
+            );
+            if let Some(id) = merge_job {
+                println!(
+                    "merge job {id} runs `adaexp plot {}` after it",
+                    dir.display()
+                );
+            }
+            println!(
+                "results in {}/shards, logs in {}/logs; watch with: adaexp sweep status {}",
+                dir.display(),
+                dir.display(),
+                dir.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Creates (or checks) the sweep folder: a folder of another experiment, or of the same one cut
+/// into other shards, is refused; the same sweep again continues it.
+fn prepare(
+    dir: &Path,
+    spec: &ExperimentSpec,
+    shards: &[Shard],
+    engine: Engine,
+) -> anyhow::Result<Manifest> {
+    let toml = toml::to_string(spec).context("cannot write the experiment as TOML")?;
+    let manifest_path = dir.join(MANIFEST);
+    if manifest_path.exists() {
+        let existing = read_manifest(dir)?;
+        let written = experiment::load(Some(&dir.join(EXPERIMENT)), None)?;
+        if &written != spec || existing.shards != shards {
+            bail!(
+                "{} holds another sweep ('{}', {} shards); use another --out, or the same experiment, seeds and --shard to continue it",
+                dir.display(),
+                existing.experiment,
+                existing.shards.len()
+            );
+        }
+        return Ok(Manifest { engine, ..existing });
+    }
+    if dir.exists() && dir.read_dir()?.next().is_some() {
+        bail!(
+            "{} exists and is not a sweep folder; use a new or empty --out",
+            dir.display()
+        );
+    }
+    std::fs::create_dir_all(dir.join("logs"))
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    write_atomic(&dir.join(EXPERIMENT), toml.as_bytes())?;
+    let manifest = Manifest {
+        experiment: spec.name.clone(),
+        epochs: spec.epochs,
+        engine,
+        shards: shards.to_vec(),
+        jobs: Vec::new(),
+    };
+    write_manifest(dir, &manifest)?;
+    Ok(manifest)
+}
+
+fn write_manifest(dir: &Path, manifest: &Manifest) -> anyhow::Result<()> {
+    write_atomic(&dir.join(MANIFEST), &serde_json::to_vec_pretty(manifest)?)
+}
+
+pub fn is_sweep(dir: &Path) -> bool {
+    dir.join(MANIFEST).is_file()
+}
+
+pub fn read_manifest(dir: &Path) -> anyhow::Result<Manifest> {
+    let path = dir.join(MANIFEST);
+    if !path.is_file() {
+        bail!(
+            "{}: not a sweep folder (no {MANIFEST}; `adaexp sweep … --out DIR` makes one)",
+            dir.display()
+        );
+    }
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let manifest: Manifest = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a sweep manifest", path.display()))?;
+    for shard in &manifest.shards {
+        // The folder names come from a file: keep them inside the sweep.
+        if Path::new(&shard.dir)
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            bail!(
+                "{}: shard folder {:?} leaves the sweep",
+                path.display(),
+                shard.dir
+            );
+        }
+    }
+    Ok(manifest)
+}
+
+/// Submits with `sbatch --parsable`; returns the job id.
+fn sbatch(args: &[String]) -> anyhow::Result<String> {
+    let output = Command::new("sbatch")
+        .arg("--parsable")
+        .args(args)
+        .output()
+        .context("cannot run sbatch (is this a Slurm login node? --engine local runs here)")?;
+    if !output.status.success() {
+        bail!(
+            "sbatch failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // `--parsable` prints "ID" or "ID;CLUSTER".
+    let id = stdout
+        .trim()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_digit()) {
+        bail!("sbatch printed no job id: {stdout:?}");
+    }
+    Ok(id)
+}
+
+/// Runs the shards here, one after another, skipping finished ones; Ctrl-C stops the shard in
+/// hand with a checkpoint (the child gets the signal too) and the sweep with it.
+fn run_local(dir: &Path, manifest: &Manifest, task: &Task) -> anyhow::Result<()> {
+    interrupt::install()?;
+    let mut failed = Vec::new();
+    for (i, shard) in manifest.shards.iter().enumerate() {
+        let shard_dir = dir.join(&shard.dir);
+        if progress(&shard_dir, shard, manifest.epochs)?.finished {
+            println!(
+                "shard {i} (seed {}, {}): finished already",
+                shard.seed,
+                describe(shard)
+            );
+            continue;
+        }
+        println!(
+            "== shard {i} of {}: seed {}, {}",
+            manifest.shards.len(),
+            shard.seed,
+            describe(shard)
+        );
+        std::fs::create_dir_all(&shard_dir)
+            .with_context(|| format!("cannot create {}", shard_dir.display()))?;
+        let _ = std::fs::remove_file(shard_dir.join(EXIT_CODE));
+        let status = Command::new(&task.exe)
+            .args(task.args(dir, shard))
+            .status()
+            .with_context(|| format!("cannot start {}", task.exe.display()))?;
+        let code = status.code().unwrap_or(-1);
+        write_atomic(&shard_dir.join(EXIT_CODE), format!("{code}\n").as_bytes())?;
+        if code == i32::from(EXIT_INTERRUPTED) || interrupt::requested() {
+            return Err(Interrupted(format!(
+                "sweep stopped at shard {i} (checkpoint written); run the same command again to continue"
+            ))
+            .into());
+        }
+        if !status.success() {
+            failed.push(i);
+        }
+    }
+    super::plot::run_paths(&[dir.to_path_buf()], None, None)?;
+    if !failed.is_empty() {
+        bail!(
+            "shards {failed:?} failed (see above); the summary lists them; run the same command again to retry them"
+        );
+    }
+    Ok(())
+}
+
+fn describe(shard: &Shard) -> String {
+    match &shard.arms {
+        Some(arms) => arms.join(" + "),
+        None => "all arms".into(),
+    }
+}
+
+/// What a shard's result files say.
+#[derive(Debug, Default)]
+struct Progress {
+    /// Epochs every arm of the shard completed (or stopped before).
+    epochs: u64,
+    steps: u64,
+    finished: bool,
+    has_results: bool,
+}
+
+fn progress(shard_dir: &Path, shard: &Shard, epochs: u64) -> anyhow::Result<Progress> {
+    let file = shard_dir.join(format!(
+        "{}.jsonl",
+        file_stem(shard.seed, shard.arms.as_deref())
+    ));
+    if !file.is_file() {
+        return Ok(Progress::default());
+    }
+    let records = results::read_records(&file)?;
+    let Some(run) = Run::split(records).into_iter().next() else {
+        return Ok(Progress::default());
+    };
+    let arms: Vec<&str> = run
+        .info
+        .experiment
+        .arms
+        .iter()
+        .map(|a| a.name.as_str())
+        .filter(|a| run.info.trains(a))
+        .collect();
+    let per_arm: Vec<(u64, bool)> = arms
+        .iter()
+        .map(|a| {
+            (
+                run.epochs(a).len() as u64,
+                run.diverged(a) || run.stopped(a),
+            )
+        })
+        .collect();
+    let steps = run
+        .records
+        .iter()
+        .filter_map(|r| match r {
+            crate::train::Record::Step(s) => Some(s.step),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    Ok(Progress {
+        epochs: per_arm.iter().map(|(e, _)| *e).min().unwrap_or(0),
+        steps,
+        finished: !per_arm.is_empty()
+            && per_arm.iter().all(|(e, stopped)| *e >= epochs || *stopped),
+        has_results: true,
+    })
+}
+
+/// Slurm's view of the array's tasks: task index → state (`squeue`, then `sacct` for tasks
+/// that left the queue, where accounting is on). Empty when neither answers.
+fn slurm_states(job: &str) -> std::collections::BTreeMap<usize, String> {
+    let mut states = std::collections::BTreeMap::new();
+    let run = |program: &str, args: &[&str]| -> Option<String> {
+        let output = Command::new(program).args(args).output().ok()?;
+        output
+            .status
+            .success()
+            .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+    };
+    if let Some(text) = run(
+        "sacct",
+        &["-n", "-X", "-P", "-j", job, "--format=JobID,State"],
+    ) {
+        for line in text.lines() {
+            if let Some((id, state)) = line.split_once('|')
+                && let Some(index) = id.split_once('_').and_then(|(_, i)| i.parse().ok())
+            {
+                states.insert(
+                    index,
+                    state.split_whitespace().next().unwrap_or("").to_owned(),
+                );
+            }
+        }
+    }
+    // The queue is the fresher word on tasks still in it.
+    if let Some(text) = run("squeue", &["-h", "-r", "-j", job, "-o", "%K|%T|%r"]) {
+        for line in text.lines() {
+            let mut fields = line.split('|');
+            if let (Some(index), Some(state)) = (fields.next(), fields.next())
+                && let Ok(index) = index.parse()
+            {
+                let reason = fields.next().unwrap_or("").trim();
+                let state = if state == "PENDING" && !reason.is_empty() && reason != "None" {
+                    format!("PENDING ({reason})")
+                } else {
+                    state.to_owned()
+                };
+                states.insert(index, state);
+            }
+        }
+    }
+    states
+}
+
+/// One row per shard: its state in words, for `sweep status` and the merged summary.
+pub struct ShardState {
+    pub index: usize,
+    pub shard: Shard,
+    pub state: String,
+    pub epochs: String,
+    pub finished: bool,
+}
+
+pub fn shard_states(dir: &Path) -> anyhow::Result<(Manifest, Vec<ShardState>)> {
+    let manifest = read_manifest(dir)?;
+    let slurm = match (manifest.engine, manifest.jobs.last()) {
+        (Engine::Slurm, Some(job)) => slurm_states(&job.array_job),
+        _ => Default::default(),
+    };
+    let mut rows = Vec::new();
+    for (index, shard) in manifest.shards.iter().enumerate() {
+        let shard_dir = dir.join(&shard.dir);
+        let progress = progress(&shard_dir, shard, manifest.epochs)?;
+        let exit = std::fs::read_to_string(shard_dir.join(EXIT_CODE))
+            .ok()
+            .and_then(|t| t.trim().parse::<i32>().ok());
+        let queue = slurm.get(&index).map(String::as_str);
+        let state = match (progress.finished, queue, exit) {
+            (true, _, _) => "finished".to_owned(),
+            (_, Some(q), _) if q.starts_with("RUNNING") => "running".into(),
+            (_, Some(q), _) if q.starts_with("PENDING") || q.starts_with("REQUEUED") => {
+                if progress.has_results {
+                    format!("queued to resume ({})", q.to_lowercase())
+                } else {
+                    format!("queued ({})", q.to_lowercase())
+                }
+            }
+            (_, _, Some(code)) if code == i32::from(EXIT_INTERRUPTED) => {
+                "stopped with a checkpoint (submit again to continue)".into()
+            }
+            (_, _, Some(code)) if code != 0 => format!("failed (exit {code}; see its log)"),
+            (_, Some(q), _) => format!("not finished (Slurm: {})", q.to_lowercase()),
+            (_, None, _) if progress.has_results => "not finished (no task running)".into(),
+            (_, None, _) => "not started".into(),
+        };
+        let epochs = if progress.has_results {
+            format!(
+                "{}/{} (step {})",
+                progress.epochs, manifest.epochs, progress.steps
+            )
+        } else {
+            format!("0/{}", manifest.epochs)
+        };
+        rows.push(ShardState {
+            index,
+            shard: shard.clone(),
+            state,
+            epochs,
+            finished: progress.finished,
+        });
+    }
+    Ok((manifest, rows))
+}
+
+/// The shard table as Markdown.
+pub fn states_markdown(rows: &[ShardState]) -> String {
+    let mut out = String::from("| shard | seed | arms | state | epochs |\n|---|---|---|---|---|\n");
+    for row in rows {
+        out += &format!(
+            "| {} | {} | {} | {} | {} |\n",
+            row.index,
+            row.shard.seed,
+            describe(&row.shard),
+            row.state,
+            row.epochs
+        );
+    }
+    out
+}
+
+fn status(dir: &Path) -> anyhow::Result<()> {
+    let (manifest, rows) = shard_states(dir)?;
+    let jobs = match manifest.jobs.last() {
+        Some(job) => format!("job array {}", job.array_job),
+        None => format!("{:?} engine", manifest.engine).to_lowercase(),
+    };
+    let done = rows.iter().filter(|r| r.finished).count();
+    println!(
+        "sweep '{}' in {} ({jobs}): {done} of {} shards finished\n",
+        manifest.experiment,
+        dir.display(),
+        rows.len()
+    );
+    print!("{}", states_markdown(&rows));
+    Ok(())
+}
+
+/// The result files of every shard that has any, and the shard table for the summary.
+pub fn merge_inputs(dir: &Path) -> anyhow::Result<(Vec<PathBuf>, Vec<ShardState>)> {
+    let (manifest, rows) = shard_states(dir)?;
+    let folders: Vec<PathBuf> = manifest
+        .shards
+        .iter()
+        .map(|s| dir.join(&s.dir))
+        .filter(|d| results::jsonl_in(d).is_ok_and(|files| !files.is_empty()))
+        .collect();
+    let files = if folders.is_empty() {
+        Vec::new()
+    } else {
+        result_files(&folders)?
+    };
+    Ok((files, rows))
+}
