@@ -107,6 +107,13 @@ fn killed_anywhere_and_resumed_equals_uninterrupted() {
             dir.path().join(format!("{out}/summary.json")).is_file(),
             "{point}: no summary after resuming"
         );
+        // A checkpoint's half-written temp file does not outlive the resume.
+        let left: Vec<String> = std::fs::read_dir(dir.path().join(&out))
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|name| name.starts_with(".adaexp-"))
+            .collect();
+        assert!(left.is_empty(), "{point}: left behind {left:?}");
     }
 }
 

@@ -50,6 +50,9 @@ enum BenchTarget {
         /// The preset whose arms and model are checkpointed.
         #[arg(long, default_value = "seed-vgg16")]
         preset: String,
+        /// Only these arms (a sweep shard's checkpoint) [default: all].
+        #[arg(long, value_name = "NAME[,NAME…]", value_delimiter = ',')]
+        arms: Option<Vec<String>>,
         #[arg(long, value_enum, default_value_t = Backend::Cpu)]
         backend: Backend,
         #[arg(long, default_value_t = 16)]
@@ -208,12 +211,18 @@ fn time_steps(
 /// Seconds to take a checkpoint mid-epoch, write it, and read it back into a session.
 fn bench_checkpoint(
     preset: &str,
+    arms: Option<&[String]>,
     backend: Backend,
     batch_size: usize,
     dir: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
     let chosen = super::backend::choose(backend)?;
     let mut spec = super::experiment::load(None, Some(preset))?;
+    if let Some(arms) = arms {
+        spec = spec
+            .select_arms(arms)
+            .map_err(|e| anyhow::anyhow!("--arms: {}", e.message))?;
+    }
     spec.train_size = None;
     spec.test_size = None;
     let splits = synthetic_splits(batch_size, 2);
@@ -272,10 +281,17 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.target {
         BenchTarget::Checkpoint {
             preset,
+            arms,
             backend,
             batch_size,
             dir,
-        } => bench_checkpoint(&preset, backend, batch_size.max(1), dir.as_deref()),
+        } => bench_checkpoint(
+            &preset,
+            arms.as_deref(),
+            backend,
+            batch_size.max(1),
+            dir.as_deref(),
+        ),
         BenchTarget::Optim { steps } => bench_optim(steps.max(1)),
         BenchTarget::Train {
             model,

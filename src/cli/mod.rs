@@ -17,7 +17,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-pub use output::{temp_beside, write_atomic};
+pub use output::{remove_stale_temps, temp_beside, write_atomic};
 
 #[derive(Parser, Debug)]
 #[command(

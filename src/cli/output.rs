@@ -17,8 +17,9 @@ pub fn temp_beside(target: &Path) -> anyhow::Result<tempfile::NamedTempFile> {
         .extension()
         .map(|e| format!(".{}", e.to_string_lossy()))
         .unwrap_or_default();
+    let prefix = temp_prefix(target);
     let mut builder = tempfile::Builder::new();
-    builder.prefix(".adaexp-").suffix(&suffix);
+    builder.prefix(&prefix).suffix(&suffix);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -27,6 +28,33 @@ pub fn temp_beside(target: &Path) -> anyhow::Result<tempfile::NamedTempFile> {
     builder
         .tempfile_in(dir)
         .with_context(|| format!("cannot create a file in {}", dir.display()))
+}
+
+/// What the names of `target`'s temp files start with: its own name, so that the temp files a
+/// killed writer left can be told from another writer's.
+fn temp_prefix(target: &Path) -> String {
+    format!(
+        ".adaexp-{}-",
+        target.file_name().unwrap_or_default().to_string_lossy()
+    )
+}
+
+/// Removes the temp files of `target` a writer killed mid-write left beside it (a checkpoint's
+/// is as large as the checkpoint). Only the one writer of `target` may call this.
+pub fn remove_stale_temps(target: &Path) {
+    let prefix = temp_prefix(target);
+    let dir = match target.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {

@@ -380,6 +380,8 @@ fn run_seed(
         if let Some(header) = &header {
             check_same_run(header, full, shard, seed, &jsonl)?;
         }
+        // This run is the checkpoint's one writer: what a killed write left goes.
+        super::remove_stale_temps(&checkpoint_path);
         if checkpoint_path.is_file() {
             // Everything is checked before the result file is touched.
             let (index, checkpoint) = results::load_checkpoint(&checkpoint_path)?;

@@ -44,6 +44,13 @@ async fn adapter_description() -> Option<String> {
     (!parts.is_empty()).then(|| parts.join(" "))
 }
 
+/// What to try, and what the CPU costs (measured in headless Chromium on two cores: ~50
+/// images/s per arm for the small CNN).
+const CPU_ADVICE: &str = "It works, only slower: about 50 images/s per arm on two cores, where \
+    a GPU usually trains many times faster. For the GPU, try a current Chrome or Edge, or \
+    Firefox or Safari with WebGPU switched on (in Chrome, chrome://flags/#enable-unsafe-webgpu \
+    helps on Linux), and reload.";
+
 /// An autodiff device and what it is.
 pub async fn choose() -> (Device, BackendInfo) {
     let cpu = |notice: String| {
@@ -57,7 +64,9 @@ pub async fn choose() -> (Device, BackendInfo) {
         )
     };
     if !navigator_has_gpu() {
-        return cpu("this browser offers no WebGPU (navigator.gpu is missing): training on the CPU, which is much slower".into());
+        return cpu(format!(
+            "This browser does not offer WebGPU, so the lab trains on the CPU. {CPU_ADVICE}"
+        ));
     }
     match Device::wgpu_options()
         .graphics_api(WgpuBackend::WebGpu)
@@ -82,8 +91,13 @@ pub async fn choose() -> (Device, BackendInfo) {
                 },
             )
         }
-        Err(e) => cpu(format!(
-            "WebGPU is present but gave no adapter ({e:?}): training on the CPU, which is much slower"
-        )),
+        Err(e) => {
+            // The details are for a bug report, not for the page.
+            leptos::logging::warn!("no WebGPU adapter: {e:?}");
+            cpu(format!(
+                "This browser has WebGPU but gave the lab no GPU to use (the GPU or its driver \
+                 may be blocked, or the GPU is busy), so the lab trains on the CPU. {CPU_ADVICE}"
+            ))
+        }
     }
 }
