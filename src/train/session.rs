@@ -366,8 +366,18 @@ impl Session {
             yield_to_browser().await;
         }
         // Reading the previous step's values only now lets the device work on this one
-        // meanwhile: no arm waits on a read of its own step.
-        records.extend(self.settle(Settle::AllButNewest).await?);
+        // meanwhile: no arm waits on a read of its own step. The run's very first step is read
+        // at once: it holds the kernel compilation, and its loss is the first sign of life
+        // (on a slow device a step later would be a long wait).
+        let first = self.epoch == 0 && self.batch == 0;
+        records.extend(
+            self.settle(if first {
+                Settle::All
+            } else {
+                Settle::AllButNewest
+            })
+            .await?,
+        );
         self.batch += 1;
         if self.batch == self.steps_per_epoch {
             records.extend(self.settle(Settle::All).await?);
