@@ -136,9 +136,12 @@ pub struct LabSettings {
     /// How every arm's learning rate decays over the run: constant, linear or cosine to 0, or
     /// step (×0.1 at half the run). Linear to 0 is the control for a decaying exponent.
     pub lr_decay: Shape,
-    /// One learning rate for every arm's Rosenbrock trajectory: the training rates differ by
-    /// orders of magnitude (SGDM 0.05, Adam 0.001), and a shared one shows what p alone does.
-    pub trace_lr: f64,
+    /// The Rosenbrock trajectories' learning rates, one per family: an SGD step is lr × the
+    /// gradient, an adaptive one about lr per coordinate, so no one rate lets both move without
+    /// SGDM blowing up or Adam crawling. Every adaptive arm (Adam, Padam, AdaExp) shares one,
+    /// so that among them only the exponent differs.
+    pub trace_lr_sgdm: f64,
+    pub trace_lr_adaptive: f64,
 }
 
 impl Default for LabSettings {
@@ -176,7 +179,8 @@ impl Default for LabSettings {
             epochs: 6,
             seed: 0,
             lr_decay: Shape::Constant,
-            trace_lr: 0.002,
+            trace_lr_sgdm: 0.002,
+            trace_lr_adaptive: 0.02,
         }
     }
 }
@@ -224,8 +228,20 @@ impl LabSettings {
             }
         }
         for key in [
-            "momentum", "beta1", "beta2", "eps", "wd", "model", "batch", "train", "test", "epochs",
-            "seed", "lr_decay", "trace_lr",
+            "momentum",
+            "beta1",
+            "beta2",
+            "eps",
+            "wd",
+            "model",
+            "batch",
+            "train",
+            "test",
+            "epochs",
+            "seed",
+            "lr_decay",
+            "trace_lr_sgdm",
+            "trace_lr_adaptive",
         ] {
             keys.push(key.to_owned());
         }
@@ -265,7 +281,8 @@ impl LabSettings {
             "epochs" => self.epochs.to_string(),
             "seed" => self.seed.to_string(),
             "lr_decay" => self.lr_decay.name().to_owned(),
-            "trace_lr" => self.trace_lr.to_string(),
+            "trace_lr_sgdm" => self.trace_lr_sgdm.to_string(),
+            "trace_lr_adaptive" => self.trace_lr_adaptive.to_string(),
             _ => return None,
         })
     }
@@ -317,10 +334,14 @@ impl LabSettings {
                 self.lr_decay = Shape::parse(value)
                     .ok_or_else(|| format!("'{value}' is not constant, linear, cosine or step"))?
             }
-            "trace_lr" => {
+            "trace_lr_sgdm" | "trace_lr_adaptive" => {
                 let lr = parse_finite(value)?;
                 check_positive(key, lr).map_err(|e| e.message)?;
-                self.trace_lr = lr;
+                if key == "trace_lr_sgdm" {
+                    self.trace_lr_sgdm = lr;
+                } else {
+                    self.trace_lr_adaptive = lr;
+                }
             }
             _ => return Err(unknown()),
         }
@@ -472,7 +493,16 @@ impl LabSettings {
         }
     }
 
-    /// One arm's trace on a test function: its optimizer at the shared `trace_lr`, with the p
+    /// The learning rate of `arm`'s trajectory: its family's.
+    pub fn trace_lr(&self, arm: &ArmControls) -> f64 {
+        if self.optimizer(arm).adaptive().is_some() {
+            self.trace_lr_adaptive
+        } else {
+            self.trace_lr_sgdm
+        }
+    }
+
+    /// One arm's trace on a test function: its optimizer at its family's trace lr, with the p
     /// schedule stretched so that the trace's `steps` stand for the whole run (a schedule over half the
     /// epochs decays over half the steps).
     pub fn trace_spec(
@@ -491,7 +521,7 @@ impl LabSettings {
             start,
             steps,
             optimizer: self.optimizer(&stretched),
-            lr: LrSchedule::constant(self.trace_lr),
+            lr: LrSchedule::constant(self.trace_lr(arm)),
         }
     }
 
@@ -513,7 +543,13 @@ mod tests {
         // Linear over all 6 epochs → over all 300 steps: p(t) = 0.5 − 0.5·(t − 1)/300.
         let spec = settings.trace_spec(&ax, TestFunction::Rosenbrock, [-1.5, 2.0], 300);
         assert!((spec.optimizer.exponent_at(151, 1).unwrap() - 0.25).abs() < 1e-12);
-        assert_eq!(spec.lr, LrSchedule::constant(0.002));
+        assert_eq!(
+            spec.lr,
+            LrSchedule::constant(0.02),
+            "the adaptive family's rate"
+        );
+        let sgdm = settings.trace_spec(&settings.arms[0], TestFunction::Rosenbrock, [0.0; 2], 9);
+        assert_eq!(sgdm.lr, LrSchedule::constant(0.002), "SGDM's own");
         assert_eq!(spec.steps, 300);
         // Over 3 of 12 epochs → over the first 75 steps: p(38) = 0.5 − 0.5·37/75, then 0.
         settings.epochs = 12;
@@ -558,6 +594,34 @@ mod tests {
         assert_eq!(settings.steps_per_epoch(), 79); // ⌈5000 / 64⌉
     }
 
+    /// The page's default panel must show what the exponent does: every default arm gets well
+    /// on its way from (−1.5, 2) within 600 steps without leaving the view, and AdaExp (Adam's
+    /// start, SGD's finish) ends nearer the minimum than Adam.
+    #[test]
+    fn the_default_trajectories_all_move_and_adaexp_ends_nearer_the_minimum_than_adam() {
+        let settings = LabSettings::default();
+        let device = burn::tensor::Device::flex().autodiff();
+        let mut ends = Vec::new();
+        for arm in settings.arms.iter().filter(|a| a.enabled) {
+            let spec = settings.trace_spec(arm, TestFunction::Rosenbrock, [-1.5, 2.0], 600);
+            let rows = crate::trace::run_trace(&spec, &device).unwrap();
+            let inside = rows
+                .iter()
+                .all(|r| (-2.0..=2.0).contains(&r.x) && (-1.0..=3.0).contains(&r.y));
+            let last = rows.last().unwrap();
+            let moved = ((last.x + 1.5).powi(2) + (last.y - 2.0).powi(2)).sqrt();
+            let to_minimum = ((last.x - 1.0).powi(2) + (last.y - 1.0).powi(2)).sqrt();
+            assert!(inside, "{:?} leaves the view", arm.kind);
+            assert!(moved > 1.0, "{:?} moved only {moved:.3}", arm.kind);
+            ends.push((arm.kind, to_minimum));
+        }
+        let distance = |kind| ends.iter().find(|(k, _)| *k == kind).unwrap().1;
+        assert!(
+            distance(ArmKind::AdaExp) < distance(ArmKind::Adam),
+            "{ends:?}"
+        );
+    }
+
     #[test]
     fn the_query_string_round_trips_every_setting() {
         let mut settings = LabSettings::default();
@@ -566,7 +630,8 @@ mod tests {
         settings.set("ax.p1", "0.1").unwrap();
         settings.set("model", "resnet20").unwrap();
         settings.set("seed", "7").unwrap();
-        settings.set("trace_lr", "0.01").unwrap();
+        settings.set("trace_lr_sgdm", "0.01").unwrap();
+        settings.set("trace_lr_adaptive", "0.03").unwrap();
         settings.set("lr_decay", "linear").unwrap();
         let query = settings.to_query();
         assert!(
@@ -577,7 +642,7 @@ mod tests {
         assert_eq!(back, settings);
         assert!(notices.is_empty(), "{notices:?}");
         // Six on/off keys, five learning rates (not the matched arm's), Padam's p, two schedules.
-        assert_eq!(LabSettings::keys().len(), 6 + 5 + 1 + 2 * 4 + 13);
+        assert_eq!(LabSettings::keys().len(), 6 + 5 + 1 + 2 * 4 + 14);
     }
 
     #[test]
@@ -607,13 +672,19 @@ mod tests {
     #[test]
     fn bad_values_fall_back_to_defaults_with_notices() {
         let (settings, notices) = LabSettings::from_query(
-            "ax.p1=1.5&adam.lr=abc&beta2=1&epochs=0&nope=3&ax.shape=zigzag&trace_lr=-1",
+            "ax.p1=1.5&adam.lr=abc&beta2=1&epochs=0&nope=3&ax.shape=zigzag&trace_lr_adaptive=-1",
         );
         let defaults = LabSettings::default();
         assert_eq!(settings, defaults);
         let text = notices.join("\n");
         for key in [
-            "ax.p1", "adam.lr", "beta2", "epochs", "nope", "ax.shape", "trace_lr",
+            "ax.p1",
+            "adam.lr",
+            "beta2",
+            "epochs",
+            "nope",
+            "ax.shape",
+            "trace_lr_adaptive",
         ] {
             assert!(
                 notices.iter().any(|n| n.starts_with(&format!("{key}:"))),

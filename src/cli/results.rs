@@ -94,8 +94,7 @@ impl RecordWriter {
     }
 
     pub fn write(&mut self, record: &Record) -> anyhow::Result<()> {
-        let mut line = serde_json::to_vec(record)?;
-        line.push(b'\n');
+        let line = crate::train::export::record_line(record)?;
         if halt::reached(Point::RecordWrite) {
             // Half a line on the disk, as a kill in the middle of a write leaves it.
             let _ = self.file.write_all(&line[..line.len() / 2]);
@@ -570,6 +569,14 @@ mod tests {
             out.push(b'\n');
         }
         out
+    }
+
+    #[test]
+    fn the_pages_export_reads_back_as_a_result_file() {
+        let records = parse_records("r", &records_bytes()[..]).unwrap();
+        let text = crate::train::export::result_file(&run_info(), &records[1..]).unwrap();
+        assert_eq!(text.as_bytes(), &records_bytes()[..]);
+        assert_eq!(parse_records("export", text.as_bytes()).unwrap(), records);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! session (`step()` does one batch for every arm) lets the page yield between steps and the
 //! CLI loop; every step and epoch produces metric records.
 
+pub mod export;
 mod session;
 pub mod spec;
 pub mod summary;

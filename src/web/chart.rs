@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 
-/// Okabe–Ito colours, one per arm (the same order as the native plots).
+/// Okabe–Ito colours, one per arm in `ArmKind::ALL` order (the same as the native plots).
 pub const COLOURS: [&str; 8] = [
     "#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9", "#000000", "#f0e442",
 ];
@@ -211,4 +211,12 @@ pub fn line_chart(
         <ul class="legend">{legend}</ul>
         </figure>
     }
+}
+
+/// An arm's colour, the same in every chart and in its fieldset.
+pub fn arm_colour(kind: crate::lab::ArmKind) -> &'static str {
+    COLOURS[crate::lab::ArmKind::ALL
+        .iter()
+        .position(|k| *k == kind)
+        .unwrap_or(0)]
 }

@@ -4,7 +4,11 @@
 mod app;
 mod backend;
 mod chart;
+mod controls;
+mod export;
 mod files;
+mod panels;
+mod run;
 
 /// Mounts the lab into the page's body.
 pub fn mount() {

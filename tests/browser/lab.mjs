@@ -158,7 +158,7 @@ await check('1. WebGPU: badge, all default arms train, epoch-1 test accuracy', a
   facts.push(`WebGPU: ${await page.textContent('#run-state')} ${rates.join('; ')}`);
   await page.screenshot({ path: join(artifacts, 'finished-webgpu.png'), fullPage: true });
 
-  await check('6. Export JSON is an `adaexp run` result that `adaexp plot` plots', async () => {
+  await check('6. Export JSON is an `adaexp run` result that `adaexp plot` plots; Export CSV has its epochs', async () => {
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export-json')]);
     const path = join(artifacts, 'browser-run.jsonl');
     await download.saveAs(path);
@@ -175,6 +175,18 @@ await check('1. WebGPU: badge, all default arms train, epoch-1 test accuracy', a
     const plot = spawnSync(process.env.ADAEXP, ['plot', path, '--out', out], { encoding: 'utf8' });
     expect(plot.status === 0, `adaexp plot failed: ${plot.stderr}`);
     expect((await stat(join(out, 'summary.md'))).size > 0, 'no summary.md from adaexp plot');
+    // The CSV: a header naming the epoch fields, then one row per arm's epoch, the same numbers.
+    const [csvDownload] = await Promise.all([page.waitForEvent('download'), page.click('#export-csv')]);
+    const csvPath = join(artifacts, 'browser-epochs.csv');
+    await csvDownload.saveAs(csvPath);
+    const rows = (await readFile(csvPath, 'utf8')).trim().split('\n');
+    expect(rows[0] === 'arm,epoch,step,train_loss,train_accuracy,test_loss,test_accuracy,wall_seconds,images_per_second',
+      `CSV header: ${rows[0]}`);
+    expect(rows.length === 1 + epochs.length, `${rows.length - 1} CSV rows for ${epochs.length} epoch records`);
+    for (const e of epochs) {
+      const row = rows.find(r => r.startsWith(`${e.arm},`));
+      expect(row && Number(row.split(',')[6]) === e.test_accuracy, `CSV row of ${e.arm}: ${row}`);
+    }
   });
   await page.close();
 });

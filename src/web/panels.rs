@@ -1,0 +1,303 @@
+//! The page's charts: the schedule preview (p(t) and η(t), planned and used), the Rosenbrock
+//! trajectories, and the live training charts (loss, update size, test accuracy, throughput).
+
+use burn::tensor::Device;
+use leptos::prelude::*;
+
+use super::chart::{Ranges, Series, arm_colour, line_chart};
+use super::run::{RunView, Runner};
+use crate::lab::{ArmKind, LabSettings};
+use crate::optim::schedule::{sample_over_run, step_position};
+use crate::trace::{TestFunction, TraceSpec, run_trace};
+use crate::train::summary::smooth;
+use crate::train::{Record, StepRecord};
+
+const TRACE_START: [f64; 2] = [-1.5, 2.0];
+const TRACE_STEPS: u64 = 600;
+/// The trajectory plot's x and y ranges.
+const TRACE_VIEW: ((f64, f64), (f64, f64)) = ((-2.0, 2.0), (-1.0, 3.0));
+/// Trajectories kept, so that moving a slider back and forth reuses them.
+const TRACE_CACHE: usize = 64;
+
+/// One arm's per-step values at `step_position`, in record order.
+fn step_series(
+    records: &[Record],
+    arm: &str,
+    steps_per_epoch: u64,
+    value: fn(&StepRecord) -> Option<f64>,
+) -> Vec<(f64, f64)> {
+    records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Step(step) if step.arm == arm => {
+                Some((step_position(step.step, steps_per_epoch), value(step)?))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// A live chart over the run's epochs: `per_arm(records, kind, name, steps_per_epoch)` gives each
+/// running arm's series; the x axis spans the run.
+fn live_chart<PerArm>(
+    view: RunView,
+    records: RwSignal<Vec<Record>>,
+    title: &str,
+    y_label: &str,
+    ranges: Ranges,
+    per_arm: PerArm,
+) -> impl IntoView + use<PerArm>
+where
+    PerArm: Fn(&[Record], ArmKind, String, u64) -> Vec<Series>,
+{
+    let series = records.with(|all| {
+        view.arms
+            .into_iter()
+            .flat_map(|(kind, name)| per_arm(all, kind, name, view.steps_per_epoch))
+            .collect()
+    });
+    line_chart(
+        title,
+        "epoch",
+        y_label,
+        series,
+        Ranges {
+            x: Some((0.0, view.epochs.max(1) as f64)),
+            ..ranges
+        },
+    )
+}
+
+#[component]
+pub fn SchedulePreview(settings: RwSignal<LabSettings>, runner: Runner) -> impl IntoView {
+    let (run, records) = (runner.view, runner.records);
+    // Schedule preview: p(t) per adaptive arm (planned, solid), and what the run used so far
+    // (dashed), drawn with the CLI's convention (`step_position`).
+    move || {
+        let s = settings.get();
+        let spe = s.steps_per_epoch().max(1);
+        let total = s.epochs * spe;
+        let mut p_series = Vec::new();
+        let mut lr_series = Vec::new();
+        for arm in s.arms.iter().filter(|a| a.enabled) {
+            let spec = s.optimizer(arm);
+            let label = arm.label();
+            if let Some(planned) = sample_over_run(total, spe, 200, |t| spec.exponent_at(t, spe)) {
+                p_series.push(Series::line(label.clone(), arm_colour(arm.kind), planned));
+            }
+            let lr = s.lr_schedule(arm.lr);
+            if arm.kind.has_lr()
+                && let Some(planned) = sample_over_run(total, spe, 200, |t| Some(lr.value(t, spe)))
+            {
+                lr_series.push(Series::line(label.clone(), arm_colour(arm.kind), planned));
+            }
+            let running = run.with(|r| {
+                r.arms
+                    .iter()
+                    .find(|(kind, _)| *kind == arm.kind)
+                    .map(|(_, name)| name.clone())
+            });
+            let used = |value: fn(&StepRecord) -> Option<f64>| -> Vec<(f64, f64)> {
+                running
+                    .as_ref()
+                    .map(|name| records.with(|r| step_series(r, name, spe, value)))
+                    .unwrap_or_default()
+            };
+            let used_p = used(|step| step.p);
+            if !used_p.is_empty() {
+                p_series.push(Series {
+                    dashed: true,
+                    ..Series::line(format!("{label} (used)"), arm_colour(arm.kind), used_p)
+                });
+            }
+            // The matched arm's rate is known only as it trains: the lr decay AdaExp's exponent
+            // amounts to for Adam's direction.
+            if !arm.kind.has_lr() {
+                let used_lr = used(|step| Some(step.lr));
+                if !used_lr.is_empty() {
+                    lr_series.push(Series {
+                        dashed: true,
+                        ..Series::line(format!("{label} (used)"), arm_colour(arm.kind), used_lr)
+                    });
+                }
+            }
+        }
+        view! {
+            {line_chart("exponent p(t): planned, and used so far (dashed)", "epoch", "p", p_series, Ranges {
+                x: Some((0.0, s.epochs as f64)),
+                y: Some((0.0, 1.0)),
+                log_y: false,
+            })}
+            {line_chart("learning rate η(t)", "epoch", "lr (log scale)", lr_series, Ranges {
+                x: Some((0.0, s.epochs as f64)),
+                y: None,
+                log_y: true,
+            })}
+        }
+    }
+}
+
+/// `settings`: the settings once they rest (dragging a slider stays smooth).
+#[component]
+pub fn Trajectories(settings: RwSignal<LabSettings>) -> impl IntoView {
+    let trajectory_cache = StoredValue::new(Vec::<(TraceSpec, Vec<(f64, f64)>)>::new());
+    // Trajectories on Rosenbrock with the arms' settings at their family's learning rate, computed
+    // on the CPU. Each arm's path is cached by its trace spec, so moving one arm's slider
+    // recomputes only that arm.
+    move || {
+        let s = settings.get();
+        let cpu = Device::flex().autodiff();
+        let series: Vec<Series> = s
+            .arms
+            .iter()
+            // The matched arm's step size comes from AdaExp's training run: no path of its own.
+            .filter(|a| a.enabled && a.kind.has_lr())
+            .filter_map(|arm| {
+                let spec = s.trace_spec(arm, TestFunction::Rosenbrock, TRACE_START, TRACE_STEPS);
+                let cached = trajectory_cache.with_value(|cache| {
+                    cache
+                        .iter()
+                        .find(|(key, _)| *key == spec)
+                        .map(|(_, p)| p.clone())
+                });
+                let points = match cached {
+                    Some(points) => points,
+                    None => {
+                        let rows = run_trace(&spec, &cpu).ok()?;
+                        let mut points = vec![(TRACE_START[0], TRACE_START[1])];
+                        points.extend(rows.iter().map(|r| (r.x, r.y)));
+                        trajectory_cache.update_value(|cache| {
+                            if cache.len() >= TRACE_CACHE {
+                                cache.remove(0);
+                            }
+                            cache.push((spec, points.clone()));
+                        });
+                        points
+                    }
+                };
+                // A path that leaves the view is cut there and says so.
+                let inside = points
+                    .iter()
+                    .take_while(|(x, y)| {
+                        (TRACE_VIEW.0.0..=TRACE_VIEW.0.1).contains(x)
+                            && (TRACE_VIEW.1.0..=TRACE_VIEW.1.1).contains(y)
+                    })
+                    .count();
+                let label = if inside < points.len() {
+                    format!("{} (left the view at step {inside})", arm.label())
+                } else {
+                    arm.label()
+                };
+                let mut shown = points;
+                shown.truncate(inside);
+                Some(Series::line(label, arm_colour(arm.kind), shown))
+            })
+            .collect();
+        line_chart(
+            &format!(
+                "Rosenbrock from (−1.5, 2), {TRACE_STEPS} steps: SGDM at lr {}, the adaptive arms at lr {}; minimum at (1, 1)",
+                s.trace_lr_sgdm, s.trace_lr_adaptive
+            ),
+            "x",
+            "y",
+            series,
+            Ranges {
+                x: Some(TRACE_VIEW.0),
+                y: Some(TRACE_VIEW.1),
+                log_y: false,
+            },
+        )
+    }
+}
+
+#[component]
+pub fn TrainingCharts(runner: Runner) -> impl IntoView {
+    let (run, records) = (runner.view, runner.records);
+    // Live charts, one series per running arm under the name its records carry.
+    let loss_chart = move || {
+        live_chart(
+            run.get(),
+            records,
+            "training loss (per step, smoothed)",
+            "loss",
+            Ranges::default(),
+            |all, kind, name, spe| {
+                let raw = step_series(all, &name, spe, |s| Some(s.loss));
+                let smoothed = smooth(&raw, 0.9);
+                vec![
+                    Series {
+                        faint: true,
+                        ..Series::line(format!("{name} raw"), arm_colour(kind), raw)
+                    },
+                    Series::line(name, arm_colour(kind), smoothed),
+                ]
+            },
+        )
+    };
+    // The update size shows whether a decaying exponent only shrinks the steps.
+    let update_chart = move || {
+        let log = Ranges {
+            log_y: true,
+            ..Ranges::default()
+        };
+        live_chart(
+            run.get(),
+            records,
+            "update size (RMS of Δθ per step)",
+            "RMS Δθ (log scale)",
+            log,
+            |all, kind, name, spe| {
+                let points = step_series(all, &name, spe, |s| s.update_rms);
+                vec![Series::line(name, arm_colour(kind), points)]
+            },
+        )
+    };
+    let accuracy_chart = move || {
+        let fraction = Ranges {
+            y: Some((0.0, 1.0)),
+            ..Ranges::default()
+        };
+        live_chart(
+            run.get(),
+            records,
+            "test accuracy (per epoch)",
+            "accuracy",
+            fraction,
+            |all, kind, name, _| {
+                let points = all
+                    .iter()
+                    .filter_map(|r| match r {
+                        Record::Epoch(e) if e.arm == name => {
+                            Some((e.epoch as f64, e.test_accuracy))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                vec![Series::line(name, arm_colour(kind), points)]
+            },
+        )
+    };
+    let throughput = move || {
+        records.with(|all| {
+            let mut rows: Vec<(String, f64, f64)> = Vec::new();
+            for r in all {
+                if let Record::Epoch(e) = r {
+                    rows.retain(|(arm, _, _)| *arm != e.arm);
+                    rows.push((e.arm.clone(), e.images_per_second, e.test_accuracy));
+                }
+            }
+            rows.into_iter()
+                .map(|(arm, rate, acc)| {
+                    view! { <li>{format!("{arm}: {rate:.0} images/s, test accuracy {:.1}%", 100.0 * acc)}</li> }
+                })
+                .collect_view()
+        })
+    };
+
+    view! {
+        <div id="loss-chart">{loss_chart}</div>
+        <div id="update-chart">{update_chart}</div>
+        <div id="accuracy-chart">{accuracy_chart}</div>
+        <ul id="throughput">{throughput}</ul>
+    }
+}
