@@ -32,6 +32,18 @@ fn args(out: &str, resume: bool) -> Vec<String> {
     args
 }
 
+/// The records of an uninterrupted run (into `straight/`), timing aside.
+fn straight_run(dir: &Path) -> Vec<serde_json::Value> {
+    ok(&adaexp(
+        &args("straight", false)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        dir,
+    ));
+    untimed(&dir.join("straight/seed-0.jsonl"))
+}
+
 /// Runs until the halt point, then kills the process with SIGKILL.
 fn run_and_kill(dir: &Path, out: &str, point: &str) {
     let marker = dir.join(format!("{out}.halted"));
@@ -63,14 +75,7 @@ fn run_and_kill(dir: &Path, out: &str, point: &str) {
 fn killed_anywhere_and_resumed_equals_uninterrupted() {
     let dir = tiny_cifar_dir(3);
     let refs = |a: &[String]| a.iter().map(String::as_str).collect::<Vec<_>>().join(" ");
-    ok(&adaexp(
-        &args("straight", false)
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-        dir.path(),
-    ));
-    let straight = untimed(&dir.path().join("straight/seed-0.jsonl"));
+    let straight = straight_run(dir.path());
     // 1 header, then per epoch 4 steps × 2 arms and 2 epoch records: 31 lines.
     assert_eq!(straight.len(), 31);
 
@@ -123,14 +128,7 @@ fn killed_anywhere_and_resumed_equals_uninterrupted() {
 #[test]
 fn a_signal_mid_epoch_checkpoints_at_that_step_and_resume_equals_uninterrupted() {
     let dir = tiny_cifar_dir(3);
-    ok(&adaexp(
-        &args("straight", false)
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-        dir.path(),
-    ));
-    let straight = untimed(&dir.path().join("straight/seed-0.jsonl"));
+    let straight = straight_run(dir.path());
     // 4 steps per epoch: the signal finds the run after step 2 of epoch 1, after the first
     // step of epoch 2, and after step 3 of epoch 3.
     for (signal, passage, step) in [("TERM", 2, 2), ("USR1", 5, 5), ("INT", 11, 11)] {

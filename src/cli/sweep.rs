@@ -615,15 +615,9 @@ fn progress(shard_dir: &Path, shard: &Shard, epochs: u64) -> anyhow::Result<Prog
     let Some(run) = Run::split(records).into_iter().next() else {
         return Ok(Progress::default());
     };
-    let arms: Vec<&str> = run
+    let per_arm: Vec<(u64, bool)> = run
         .info
-        .experiment
-        .arms
-        .iter()
-        .map(|a| a.name.as_str())
-        .filter(|a| run.info.trains(a))
-        .collect();
-    let per_arm: Vec<(u64, bool)> = arms
+        .trained_arms()
         .iter()
         .map(|a| {
             (

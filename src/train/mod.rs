@@ -40,6 +40,16 @@ pub struct RunInfo {
 }
 
 impl RunInfo {
+    /// The names of the arms this run trains, in the experiment's order.
+    pub fn trained_arms(&self) -> Vec<&str> {
+        self.experiment
+            .arms
+            .iter()
+            .map(|a| a.name.as_str())
+            .filter(|a| self.trains(a))
+            .collect()
+    }
+
     /// Whether this run trains the arm named `arm` (a whole run trains all of its experiment's).
     pub fn trains(&self, arm: &str) -> bool {
         self.arms

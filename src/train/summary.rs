@@ -98,16 +98,12 @@ impl Run {
                 merged.push(run);
                 continue;
             };
-            let arms: Vec<String> = run
+            let (twice, new): (Vec<String>, Vec<String>) = run
                 .info
-                .experiment
-                .arms
-                .iter()
-                .map(|a| a.name.clone())
-                .filter(|a| run.info.trains(a))
-                .collect();
-            let (twice, new): (Vec<String>, Vec<String>) =
-                arms.into_iter().partition(|a| into.info.trains(a));
+                .trained_arms()
+                .into_iter()
+                .map(str::to_owned)
+                .partition(|a| into.info.trains(a));
             if !twice.is_empty() {
                 notes.push(format!(
                     "seed {} of '{}': {twice:?} trained more than once; counting the first",
@@ -529,6 +525,19 @@ impl Summary {
 mod tests {
     use super::*;
 
+    /// A whole run's header: 2 steps per epoch, 16 training and 8 test images.
+    fn run_info(experiment: &ExperimentSpec, seed: u64) -> RunInfo {
+        RunInfo {
+            experiment: experiment.clone(),
+            seed,
+            backend: "cpu".into(),
+            steps_per_epoch: 2,
+            train_images: 16,
+            test_images: 8,
+            arms: None,
+        }
+    }
+
     #[test]
     fn shards_of_a_seed_merge_into_one_run_and_a_missing_arm_has_no_seed() {
         use crate::train::ArmSpec;
@@ -557,13 +566,8 @@ mod tests {
         };
         let shard = |seed: u64, arms: &[&str], accuracy: f64| Run {
             info: RunInfo {
-                experiment: experiment.clone(),
-                seed,
-                backend: "cpu".into(),
-                steps_per_epoch: 2,
-                train_images: 16,
-                test_images: 8,
                 arms: Some(arms.iter().map(|a| a.to_string()).collect()),
+                ..run_info(&experiment, seed)
             },
             records: arms.iter().map(|a| epoch(a, accuracy)).collect(),
         };
@@ -680,15 +684,7 @@ mod tests {
             serde_json::from_str(r#"{"name":"e","dataset":"cifar10","model":"small-cnn","epochs":1,"batch_size":8,"arms":[]}"#)
                 .unwrap();
         let run = |seed: u64, sizes: &[f64]| Run {
-            info: RunInfo {
-                experiment: experiment.clone(),
-                seed,
-                backend: "cpu".into(),
-                steps_per_epoch: 2,
-                train_images: 16,
-                test_images: 8,
-                arms: None,
-            },
+            info: run_info(&experiment, seed),
             records: sizes
                 .iter()
                 .enumerate()
