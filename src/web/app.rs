@@ -189,7 +189,10 @@ pub fn App() -> impl IntoView {
                 <div id="preview"><SchedulePreview settings=settings runner=runner /></div>
                 <div id="trajectories">
                     <Trajectories settings=settled />
-                    <p class="note">"Each family at its own rate: an SGD step is lr × the gradient, an adaptive step about lr per coordinate, so one rate would blow SGDM up or leave Adam crawling. Adam, Padam and AdaExp share theirs, so among them only the exponent differs: AdaExp starts like Adam and ends like SGD."</p>
+                    <p class="note">{move || settings.with(|s| format!(
+                        "SGDM at lr {}; Adam, Padam and AdaExp at lr {}. Each family at its own rate: an SGD step is lr × the gradient, an adaptive step about lr per coordinate, so one rate would blow SGDM up or leave Adam crawling. Among the adaptive arms only the exponent differs: AdaExp starts like Adam and ends like SGD.",
+                        s.trace_lr_sgdm, s.trace_lr_adaptive
+                    ))}</p>
                     {number_input(settings, "trace_lr_sgdm".into(), "trajectory lr, SGDM".into(), "any")}
                     {number_input(settings, "trace_lr_adaptive".into(), "trajectory lr, Adam, Padam, AdaExp".into(), "any")}
                 </div>

@@ -194,10 +194,7 @@ pub fn Trajectories(settings: RwSignal<LabSettings>) -> impl IntoView {
             })
             .collect();
         line_chart(
-            &format!(
-                "Rosenbrock from (−1.5, 2), {TRACE_STEPS} steps: SGDM at lr {}, the adaptive arms at lr {}; minimum at (1, 1)",
-                s.trace_lr_sgdm, s.trace_lr_adaptive
-            ),
+            &format!("Rosenbrock from (−1.5, 2), {TRACE_STEPS} steps; minimum at (1, 1)"),
             "x",
             "y",
             series,
