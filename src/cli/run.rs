@@ -451,6 +451,11 @@ fn run_seed(
         say(&bar, "compiling and autotuning GPU kernels (the first steps; minutes on a slow or software device)…");
         Instant::now()
     });
+    // The records up to here reach the disk before the checkpoint that continues them.
+    let save_checkpoint = |writer: &mut RecordWriter, session: &Session| -> anyhow::Result<()> {
+        let synced = writer.sync()?;
+        results::save_checkpoint(&checkpoint_path, &info, &synced, &session.checkpoint()?)
+    };
     while !session.is_finished() {
         let records = pollster::block_on(session.step())?;
         if let Some(started) = warming_up.take() {
@@ -469,8 +474,7 @@ fn run_seed(
         halt::point(Point::StepWritten);
         bar.set_position(session.steps_done());
         if session.at_epoch_boundary() {
-            let synced = writer.sync()?;
-            results::save_checkpoint(&checkpoint_path, &info, &synced, &session.checkpoint()?)?;
+            save_checkpoint(&mut writer, &session)?;
             say(
                 &bar,
                 &format!(
@@ -487,8 +491,7 @@ fn run_seed(
                 for record in pollster::block_on(session.settle_all())? {
                     writer.write(&record)?;
                 }
-                let synced = writer.sync()?;
-                results::save_checkpoint(&checkpoint_path, &info, &synced, &session.checkpoint()?)?;
+                save_checkpoint(&mut writer, &session)?;
                 say(
                     &bar,
                     &format!(
