@@ -7,6 +7,8 @@
 //! Ranges are not checked here: the settings become an `ExperimentSpec`, whose validation (the
 //! one used by the CLI and the result files) names the offending field.
 
+pub mod protocol;
+
 use crate::data::Dataset;
 use crate::model::ModelSpec;
 use crate::optim::spec::{AdamSpec, SgdmSpec, check_positive};

@@ -1,8 +1,11 @@
 //! 2-D test functions driven through the same optimizer code the trainer uses: a 2-element
 //! parameter tensor in a Burn module, gradients from Burn autodiff, a `ModuleOptimizer` step.
 
+#[cfg(feature = "train")]
 use burn::module::{Module, Param};
+#[cfg(feature = "train")]
 use burn::optim::GradientsParams;
+#[cfg(feature = "train")]
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +24,7 @@ pub enum TestFunction {
 
 impl TestFunction {
     /// f on a [2] tensor (x, y), as a [1] tensor that autodiff can differentiate.
+    #[cfg(feature = "train")]
     pub fn loss(self, xy: Tensor<1>) -> Tensor<1> {
         let x = xy.clone().slice(0..1);
         let y = xy.slice(1..2);
@@ -108,6 +112,7 @@ pub struct TraceRow {
     pub p: Option<f64>,
 }
 
+#[cfg(feature = "train")]
 #[derive(Module, Debug)]
 struct Point {
     xy: Param<Tensor<1>>,
@@ -115,6 +120,7 @@ struct Point {
 
 /// Runs the optimizer on the function. `device` must support autodiff; a trace is tiny, so a
 /// CPU device is the natural choice even in the browser.
+#[cfg(feature = "train")]
 pub fn run_trace(spec: &TraceSpec, device: &Device) -> Result<Vec<TraceRow>, TraceError> {
     spec.validate()?;
     let start = [spec.start[0] as f32, spec.start[1] as f32];

@@ -5,6 +5,7 @@
 //! epoch's order and augmentation depend on nothing but the seed and the epoch number: a resumed
 //! run sees exactly the batches an uninterrupted one would.
 
+#[cfg(feature = "train")]
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -155,6 +156,7 @@ impl Augmentation {
 }
 
 /// A batch on a device: normalised images [B, C, H, W] and class labels [B].
+#[cfg(feature = "train")]
 #[derive(Clone, Debug)]
 pub struct Batch {
     pub images: Tensor<4>,
@@ -162,6 +164,7 @@ pub struct Batch {
 }
 
 /// Builds the batch of `indices` from `set`, augmenting when an RNG is given.
+#[cfg(feature = "train")]
 pub fn make_batch(
     set: &ImageSet,
     indices: &[usize],

@@ -3,13 +3,17 @@
 //! CLI loop; every step and epoch produces metric records.
 
 pub mod export;
+#[cfg(feature = "train")]
 mod session;
 pub mod spec;
 pub mod summary;
 
 use serde::{Deserialize, Serialize};
 
-pub use session::{ArmCheckpoint, ArmStatus, Checkpoint, EpochTotals, Session, TrainError};
+#[cfg(feature = "train")]
+pub use session::{
+    ArmCheckpoint, ArmStatus, Checkpoint, EpochTotals, Progress, Session, TrainError,
+};
 pub use spec::{ArmLr, ArmSpec, ExperimentSpec};
 
 /// One line of a result file.

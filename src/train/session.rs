@@ -116,7 +116,35 @@ pub struct Session {
     order: Vec<usize>,
     augment_rng: ChaCha8Rng,
     epoch_started: Instant,
+    /// Told what each step is busy with (see `watch`).
+    watcher: Option<Watcher>,
 }
+
+/// What a step is busy with: a page shows it while the device is slow (on WebGPU the run's
+/// first step compiles every kernel, which can take a minute).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress<'a> {
+    /// `arm`'s step on batch `step` of the run (from 1) is being queued: `position` of the
+    /// `arms` still training.
+    Stepping {
+        arm: &'a str,
+        position: usize,
+        arms: usize,
+        step: u64,
+    },
+    /// Waiting for the device to give back the queued steps' losses.
+    Reading,
+    /// `arm` is being evaluated on the test set at the end of `epoch` (from 1): `position` of
+    /// the `arms` still training.
+    Evaluating {
+        arm: &'a str,
+        position: usize,
+        arms: usize,
+        epoch: u64,
+    },
+}
+
+type Watcher = Box<dyn FnMut(Progress<'_>) + Send>;
 
 fn device_error(e: impl std::fmt::Debug) -> TrainError {
     TrainError::Device(format!("{e:?}"))
@@ -208,7 +236,32 @@ impl Session {
             epoch: 0,
             batch: 0,
             epoch_started: Instant::now(),
+            watcher: None,
         })
+    }
+
+    /// Calls `watcher` as each step and evaluation goes on (nothing else happens meanwhile).
+    pub fn watch(&mut self, watcher: impl FnMut(Progress<'_>) + Send + 'static) {
+        self.watcher = Some(Box::new(watcher));
+    }
+
+    fn tell(&mut self, progress: impl FnOnce(&Self) -> Progress<'_>) {
+        if let Some(mut watcher) = self.watcher.take() {
+            watcher(progress(self));
+            self.watcher = Some(watcher);
+        }
+    }
+
+    /// The 1-based position of arm `i` among the arms still training, and their number.
+    fn running_position(&self, i: usize) -> (usize, usize) {
+        let running: Vec<usize> = self
+            .step_order
+            .iter()
+            .copied()
+            .filter(|&j| self.arms[j].status == ArmStatus::Running)
+            .collect();
+        let position = running.iter().position(|&j| j == i).map_or(0, |p| p + 1);
+        (position, running.len())
     }
 
     /// The header record of this run's result file.
@@ -328,7 +381,7 @@ impl Session {
         );
         let epoch = self.epoch + 1;
         let mut records = Vec::new();
-        for &i in &self.step_order {
+        for i in self.step_order.clone() {
             if self.arms[i].status != ArmStatus::Running {
                 continue;
             }
@@ -362,6 +415,15 @@ impl Session {
                     }
                 }
             };
+            self.tell(|s| {
+                let (position, arms) = s.running_position(i);
+                Progress::Stepping {
+                    arm: &s.arms[i].spec.name,
+                    position,
+                    arms,
+                    step: s.epoch * s.steps_per_epoch + s.batch + 1,
+                }
+            });
             self.arms[i].queue_step(&batch, epoch, rate);
             yield_to_browser().await;
         }
@@ -410,6 +472,7 @@ impl Session {
         if parts.is_empty() {
             return Ok(Vec::new());
         }
+        self.tell(|_| Progress::Reading);
         let waited = Instant::now();
         let values = read(Tensor::cat(parts, 0)).await?;
         let share = waited.elapsed() / layout.len() as u32;
@@ -436,13 +499,28 @@ impl Session {
 
     async fn finish_epoch(&mut self) -> Result<Vec<Record>, TrainError> {
         let mut evaluated = Vec::new();
-        for arm in &self.arms {
+        let running = self
+            .arms
+            .iter()
+            .filter(|a| a.status == ArmStatus::Running)
+            .count();
+        for i in 0..self.arms.len() {
             // A diverged arm reports nothing more.
-            if arm.status != ArmStatus::Running {
+            if self.arms[i].status != ArmStatus::Running {
                 evaluated.push(None);
                 continue;
             }
-            let model = arm.model.as_ref().expect("model present between steps");
+            let position = evaluated.iter().filter(|e| e.is_some()).count() + 1;
+            self.tell(|s| Progress::Evaluating {
+                arm: &s.arms[i].spec.name,
+                position,
+                arms: running,
+                epoch: s.epoch + 1,
+            });
+            let model = self.arms[i]
+                .model
+                .as_ref()
+                .expect("model present between steps");
             let (loss, accuracy) = evaluate(
                 model,
                 &self.data.test,

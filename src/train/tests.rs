@@ -690,3 +690,63 @@ fn a_matched_lr_reads_and_writes_as_toml() {
         assert!(error.contains(says), "{lr}: {error}");
     }
 }
+
+#[test]
+fn a_watcher_hears_each_arm_step_each_read_and_each_evaluation_in_order() {
+    let sgdm = OptimizerSpec::Sgdm(SgdmSpec::default());
+    let mut session = Session::new(
+        spec(vec![arm("a", sgdm.clone(), 0.05), arm("b", sgdm, 0.05)], 2),
+        0,
+        data(),
+        device(),
+    )
+    .unwrap();
+    let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let log = heard.clone();
+    session.watch(move |progress| {
+        log.lock().unwrap().push(match progress {
+            Progress::Stepping {
+                arm,
+                position,
+                arms,
+                step,
+            } => format!("step {step}: {arm} {position}/{arms}"),
+            Progress::Reading => "read".into(),
+            Progress::Evaluating {
+                arm,
+                position,
+                arms,
+                epoch,
+            } => format!("epoch {epoch}: evaluate {arm} {position}/{arms}"),
+        })
+    });
+    run(&mut session);
+    // 40 images in batches of 16: 3 steps an epoch. The run's first step is read at once;
+    // otherwise a step is read while the next is queued (one in flight), and the last of an
+    // epoch when the epoch ends.
+    let expected = [
+        "step 1: a 1/2",
+        "step 1: b 2/2",
+        "read",
+        "step 2: a 1/2",
+        "step 2: b 2/2",
+        "step 3: a 1/2",
+        "step 3: b 2/2",
+        "read",
+        "read",
+        "epoch 1: evaluate a 1/2",
+        "epoch 1: evaluate b 2/2",
+        "step 4: a 1/2",
+        "step 4: b 2/2",
+        "step 5: a 1/2",
+        "step 5: b 2/2",
+        "read",
+        "step 6: a 1/2",
+        "step 6: b 2/2",
+        "read",
+        "read",
+        "epoch 2: evaluate a 1/2",
+        "epoch 2: evaluate b 2/2",
+    ];
+    assert_eq!(*heard.lock().unwrap(), expected);
+}

@@ -1,24 +1,17 @@
-//! The lab page: composes the settings panel, the run's buttons and state, the data loader and
-//! the charts (each in its own module), and keeps the settings in the URL.
+//! The lab page: composes the settings panel, the run's buttons and state, the data drop zone
+//! and the charts (each in its own module), keeps the settings in the URL, and starts the worker
+//! that trains (everything heavy happens there: the page only draws).
 
-use std::time::Duration;
-
-use burn::tensor::Device;
-use gloo_timers::future::sleep;
 use leptos::prelude::*;
-use leptos::task::spawn_local;
 
-use super::backend::{self, BackendInfo};
 use super::controls::{Controls, number_input};
 use super::export::{export_csv, export_json};
-use super::files;
-use super::panels::{SchedulePreview, TrainingCharts, Trajectories};
-use super::run::{RunState, Runner};
-use crate::data::Splits;
+use super::lab_worker::LabWorker;
+use super::panels::{SchedulePreview, TrainingCharts};
+use super::run::{RunState, Runner, Schedules};
+use super::trajectories::Trajectories;
 use crate::lab::LabSettings;
-
-/// How long the settings must rest before the trajectories are recomputed.
-const TRACE_SETTLE_MS: u64 = 120;
+use crate::lab::protocol::{BackendInfo, DataStatus, Event, Request};
 
 fn window() -> web_sys::Window {
     web_sys::window().expect("a browser window")
@@ -32,6 +25,20 @@ fn write_url(settings: &LabSettings) {
     }
 }
 
+/// Each adaptive arm's exponent schedule in `settings`.
+fn schedules(settings: &LabSettings) -> Schedules {
+    settings
+        .arms
+        .iter()
+        .map(|a| (a.kind, settings.optimizer(a).adaptive().map(|p| p.exponent)))
+        .collect()
+}
+
+/// Why the page cannot train, for the `#fatal` line.
+fn worker_broke(why: &str) -> String {
+    format!("The lab's worker stopped: {why}. Reload the page to start again.")
+}
+
 #[component]
 pub fn App() -> impl IntoView {
     let (initial, initial_notices) =
@@ -39,91 +46,68 @@ pub fn App() -> impl IntoView {
     let settings = RwSignal::new(initial);
     let notices = RwSignal::new(initial_notices);
     let backend = RwSignal::new(None::<BackendInfo>);
-    let device = StoredValue::new(None::<Device>);
-    let data = StoredValue::new(None::<Splits>);
-    let data_status = RwSignal::new("Loading the CIFAR-10 subset…".to_owned());
-    let data_ready = RwSignal::new(false);
+    let data = RwSignal::new(None::<DataStatus>);
+    let data_usable = RwSignal::new(false);
+    let fatal = RwSignal::new(None::<String>);
     let runner = Runner::new();
 
     Effect::new(move |_| settings.with(write_url));
-    // The trajectories follow the settings once they rest for a moment, so that dragging a
-    // slider stays smooth while each changed arm's path is recomputed.
-    let settled = RwSignal::new(settings.get_untracked());
-    let generation = StoredValue::new(0u64);
-    Effect::new(move |_| {
-        let next = settings.get();
-        let this = generation.get_value() + 1;
-        generation.set_value(this);
-        spawn_local(async move {
-            sleep(Duration::from_millis(TRACE_SETTLE_MS)).await;
-            if generation.get_value() == this && settled.get_untracked() != next {
-                settled.set(next);
-            }
-        });
-    });
 
-    spawn_local(async move {
-        let (chosen, info) = backend::choose().await;
-        device.set_value(Some(chosen));
-        backend.set(Some(info));
-    });
-    // Data from either source becomes the one training set, with a line saying where it came from.
-    let accept = move |splits: Splits, source: &str| {
-        data_status.set(format!(
-            "{source}: {} training and {} test images.",
-            splits.train.len(),
-            splits.test.len()
-        ));
-        data.set_value(Some(splits));
-        data_ready.set(true);
-    };
-    spawn_local(async move {
-        match files::load_subset().await {
-            Ok(splits) => accept(splits, "CIFAR-10 subset"),
-            Err(why) => data_status.set(format!(
-                "No CIFAR-10 subset here ({why}). Run `cargo run --release -- data fetch cifar10`, \
-                 which writes www/data/, or choose or drop the official data_batch_*.bin and \
-                 test_batch.bin files or cifar-10-binary.tar.gz."
-            )),
+    // The worker chooses the device and loads the subset as soon as it listens.
+    let on_event = move |event: Event| match event {
+        Event::Backend(info) => {
+            runner.webgpu.set(info.webgpu);
+            backend.set(Some(info));
         }
-    });
+        Event::Data(status) => {
+            if status.usable() {
+                data_usable.set(true);
+            } else if !matches!(status, DataStatus::Reading) {
+                data_usable.set(false);
+            }
+            data.set(Some(status));
+        }
+        Event::Run { run, update } => runner.update(run, update),
+        Event::Fatal { why } => {
+            runner.fail(why.clone());
+            fatal.set(Some(worker_broke(&why)));
+        }
+        Event::Ready | Event::Traced { .. } => {}
+    };
+    let worker = match LabWorker::spawn(on_event) {
+        Ok(worker) => {
+            worker.send(&Request::Setup);
+            runner.attach(worker.clone());
+            Some(worker)
+        }
+        Err(why) => {
+            fatal.set(Some(format!(
+                "This browser could not start the lab's worker ({why}), where the lab trains so \
+                 that the page stays responsive. A current Chrome, Edge, Firefox or Safari can."
+            )));
+            None
+        }
+    };
+    let worker = StoredValue::new_local(worker);
 
+    // The worker reads and parses the files: a large archive never holds up the page.
     let load_files = move |list: web_sys::FileList| {
-        data_status.set("Reading the files…".into());
-        spawn_local(async move {
-            match files::load_files(list).await {
-                Ok(splits) => accept(splits, "From your files"),
-                Err(why) => {
-                    let kept = if data.with_value(Option::is_some) {
-                        " The data loaded before is still in use."
-                    } else {
-                        ""
-                    };
-                    data_status.set(format!("That file was not usable: {why}.{kept}"));
-                }
+        worker.with_value(|w| {
+            if let Some(w) = w {
+                w.send_files(&list);
             }
         });
     };
 
     // Live schedule edits reach a running session from its next step, addressed by arm name.
-    let schedules = Memo::new(move |_| {
-        settings.with(|s| {
-            s.arms
-                .iter()
-                .map(|a| (a.kind, s.optimizer(a).adaptive().map(|p| p.exponent)))
-                .collect::<Vec<_>>()
-        })
-    });
+    let schedules = Memo::new(move |_| settings.with(schedules));
+    Effect::new(move |_| schedules.with(|wanted| runner.edit_schedules(wanted)));
 
     let start = move |_| {
         if runner.resume() {
             return;
         }
-        let (Some(device), Some(splits)) = (device.get_value(), data.get_value()) else {
-            return;
-        };
-        let name = backend.get_untracked().map(|b| b.name).unwrap_or_default();
-        runner.start(settings.get_untracked(), splits, device, name, schedules);
+        settings.with_untracked(|s| runner.start(s, schedules.get_untracked()));
     };
     let copy_link = move |_| {
         if let Ok(href) = window().location().href() {
@@ -140,6 +124,7 @@ pub fn App() -> impl IntoView {
             </p>
             <p id="backend" class=move || if backend.get().is_some_and(|b| b.webgpu) { "badge webgpu" } else { "badge cpu" }>
                 {move || match backend.get() {
+                    None if fatal.with(Option::is_some) => "No device".to_owned(),
                     None => "Looking for WebGPU…".to_owned(),
                     Some(b) if b.webgpu => format!("WebGPU: {}", b.name),
                     Some(_) => "CPU backend".to_owned(),
@@ -151,13 +136,13 @@ pub fn App() -> impl IntoView {
             <ul id="url-notices" class="notice" hidden=move || notices.with(Vec::is_empty)>
                 {move || notices.get().into_iter().map(|n| view! { <li>{n}</li> }).collect_view()}
             </ul>
-            <p id="fatal" class="error"></p>
+            <p id="fatal" class="error">{move || fatal.get()}</p>
         </header>
         <main>
             <section class="controls">
                 <Controls settings=settings arms_locked=Signal::derive(move || runner.arms_locked()) />
                 <div class="buttons">
-                    <button id="start" on:click=start disabled=move || !data_ready.get() || backend.get().is_none()>
+                    <button id="start" on:click=start disabled=move || !data_usable.get() || backend.get().is_none() || fatal.with(Option::is_some)>
                         {move || if runner.state.get() == RunState::Paused { "Resume" } else { "Start" }}
                     </button>
                     <button id="pause" on:click=move |_| runner.pause()>"Pause"</button>
@@ -175,7 +160,10 @@ pub fn App() -> impl IntoView {
                             load_files(list);
                         }
                     }>
-                    <p id="data-status">{move || data_status.get()}</p>
+                    <p id="data-status">{move || data.with(|d| d.as_ref().map_or_else(
+                        || "Loading the CIFAR-10 subset…".to_owned(),
+                        DataStatus::describe,
+                    ))}</p>
                     <input id="file-input" type="file" multiple accept=".bin,.gz,.tgz"
                         on:change=move |ev| {
                             let input: web_sys::HtmlInputElement = event_target(&ev);
@@ -188,7 +176,7 @@ pub fn App() -> impl IntoView {
             <section class="charts">
                 <div id="preview"><SchedulePreview settings=settings runner=runner /></div>
                 <div id="trajectories">
-                    <Trajectories settings=settled />
+                    <Trajectories settings=settings />
                     <p class="note">{move || settings.with(|s| format!(
                         "SGDM at lr {}; Adam, Padam and AdaExp at lr {}. Each family at its own rate: an SGD step is lr × the gradient, an adaptive step about lr per coordinate, so one rate would blow SGDM up or leave Adam crawling. Among the adaptive arms only the exponent differs: AdaExp starts like Adam and ends like SGD.",
                         s.trace_lr_sgdm, s.trace_lr_adaptive

@@ -1,14 +1,15 @@
-//! The browser lab (wasm32): Leptos components over the same specs, data loader, models and
-//! training session as the native runner.
+//! The browser lab's page (wasm32): Leptos components over the same settings, specs, schedules
+//! and records as the native runner. Training runs in the lab's worker (`crate::worker`); this
+//! side links no Burn, so the page loads fast and never freezes.
 
 mod app;
-mod backend;
 mod chart;
 mod controls;
 mod export;
-mod files;
+mod lab_worker;
 mod panels;
 mod run;
+mod trajectories;
 
 /// Mounts the lab into the page's body.
 pub fn mount() {

@@ -1,23 +1,15 @@
-//! The page's charts: the schedule preview (p(t) and η(t), planned and used), the Rosenbrock
-//! trajectories, and the live training charts (loss, update size, test accuracy, throughput).
+//! The page's charts: the schedule preview (p(t) and η(t), planned and used) and the live
+//! training charts (loss, update size, test accuracy, throughput). The trajectories have their
+//! own module.
 
-use burn::tensor::Device;
 use leptos::prelude::*;
 
 use super::chart::{Ranges, Series, arm_colour, line_chart};
 use super::run::{RunView, Runner};
 use crate::lab::{ArmKind, LabSettings};
 use crate::optim::schedule::{sample_over_run, step_position};
-use crate::trace::{TestFunction, TraceSpec, run_trace};
 use crate::train::summary::smooth;
 use crate::train::{Record, StepRecord};
-
-const TRACE_START: [f64; 2] = [-1.5, 2.0];
-const TRACE_STEPS: u64 = 600;
-/// The trajectory plot's x and y ranges.
-const TRACE_VIEW: ((f64, f64), (f64, f64)) = ((-2.0, 2.0), (-1.0, 3.0));
-/// Trajectories kept, so that moving a slider back and forth reuses them.
-const TRACE_CACHE: usize = 64;
 
 /// One arm's per-step values at `step_position`, in record order.
 fn step_series(
@@ -134,76 +126,6 @@ pub fn SchedulePreview(settings: RwSignal<LabSettings>, runner: Runner) -> impl 
                 log_y: true,
             })}
         }
-    }
-}
-
-/// `settings`: the settings once they rest (dragging a slider stays smooth).
-#[component]
-pub fn Trajectories(settings: RwSignal<LabSettings>) -> impl IntoView {
-    let trajectory_cache = StoredValue::new(Vec::<(TraceSpec, Vec<(f64, f64)>)>::new());
-    // Trajectories on Rosenbrock with the arms' settings at their family's learning rate, computed
-    // on the CPU. Each arm's path is cached by its trace spec, so moving one arm's slider
-    // recomputes only that arm.
-    move || {
-        let s = settings.get();
-        let cpu = Device::flex().autodiff();
-        let series: Vec<Series> = s
-            .arms
-            .iter()
-            // The matched arm's step size comes from AdaExp's training run: no path of its own.
-            .filter(|a| a.enabled && a.kind.has_lr())
-            .filter_map(|arm| {
-                let spec = s.trace_spec(arm, TestFunction::Rosenbrock, TRACE_START, TRACE_STEPS);
-                let cached = trajectory_cache.with_value(|cache| {
-                    cache
-                        .iter()
-                        .find(|(key, _)| *key == spec)
-                        .map(|(_, p)| p.clone())
-                });
-                let points = match cached {
-                    Some(points) => points,
-                    None => {
-                        let rows = run_trace(&spec, &cpu).ok()?;
-                        let mut points = vec![(TRACE_START[0], TRACE_START[1])];
-                        points.extend(rows.iter().map(|r| (r.x, r.y)));
-                        trajectory_cache.update_value(|cache| {
-                            if cache.len() >= TRACE_CACHE {
-                                cache.remove(0);
-                            }
-                            cache.push((spec, points.clone()));
-                        });
-                        points
-                    }
-                };
-                // A path that leaves the view is cut there and says so.
-                let inside = points
-                    .iter()
-                    .take_while(|(x, y)| {
-                        (TRACE_VIEW.0.0..=TRACE_VIEW.0.1).contains(x)
-                            && (TRACE_VIEW.1.0..=TRACE_VIEW.1.1).contains(y)
-                    })
-                    .count();
-                let label = if inside < points.len() {
-                    format!("{} (left the view at step {inside})", arm.label())
-                } else {
-                    arm.label()
-                };
-                let mut shown = points;
-                shown.truncate(inside);
-                Some(Series::line(label, arm_colour(arm.kind), shown))
-            })
-            .collect();
-        line_chart(
-            &format!("Rosenbrock from (−1.5, 2), {TRACE_STEPS} steps; minimum at (1, 1)"),
-            "x",
-            "y",
-            series,
-            Ranges {
-                x: Some(TRACE_VIEW.0),
-                y: Some(TRACE_VIEW.1),
-                log_y: false,
-            },
-        )
     }
 }
 

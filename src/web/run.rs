@@ -1,18 +1,19 @@
-//! The run: one training session at a time, stepped between paints, with its records, state
-//! and elapsed time as signals for the charts. Start, pause, resume and reset come from the
-//! buttons; live exponent edits reach the session from its next step, by arm name.
+//! The run as the page sees it: the worker trains; the runner sends it the buttons' requests
+//! and the live exponent edits (by arm name), and keeps what comes back (records, state, what
+//! the warm-up is busy with, the elapsed time) as signals for the charts.
 
+use std::rc::Rc;
 use std::time::Duration;
 
-use burn::tensor::Device;
 use gloo_timers::future::sleep;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::data::Splits;
+use super::lab_worker::LabWorker;
+use crate::lab::protocol::{Activity, Request, RunUpdate};
 use crate::lab::{ArmKind, LabSettings};
 use crate::optim::Schedule;
-use crate::train::{Record, RunInfo, Session};
+use crate::train::{Record, RunInfo};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum RunState {
@@ -33,7 +34,34 @@ pub struct RunView {
 }
 
 /// Each adaptive arm's exponent schedule as the settings have it now.
-pub type Schedules = Memo<Vec<(ArmKind, Option<Schedule>)>>;
+pub type Schedules = Vec<(ArmKind, Option<Schedule>)>;
+
+/// Training time, pauses left out.
+#[derive(Clone, Copy, Default)]
+struct Clock {
+    /// `Date.now()` when the run last started or resumed, while it runs.
+    since_ms: Option<f64>,
+    /// Seconds before that.
+    before: f64,
+}
+
+impl Clock {
+    fn seconds(&self) -> f64 {
+        self.before
+            + self
+                .since_ms
+                .map_or(0.0, |since| (js_sys::Date::now() - since) / 1000.0)
+    }
+
+    fn go(&mut self) {
+        self.since_ms.get_or_insert_with(js_sys::Date::now);
+    }
+
+    fn stop(&mut self) {
+        self.before = self.seconds();
+        self.since_ms = None;
+    }
+}
 
 #[derive(Clone, Copy)]
 pub struct Runner {
@@ -42,16 +70,18 @@ pub struct Runner {
     pub view: RwSignal<RunView>,
     /// The header of the run's result file, for the export.
     pub info: StoredValue<Option<RunInfo>>,
-    /// Seconds since Start.
+    /// What the run is busy with while no records come (the warm-up, an evaluation).
+    pub activity: RwSignal<Option<Activity>>,
+    /// Seconds of training so far.
     pub elapsed: RwSignal<f64>,
-    /// Bumped by every start and reset: a loop whose id is no longer current ends.
-    id: StoredValue<u64>,
-    started: StoredValue<Option<f64>>,
-}
-
-/// Yields to the browser so that it can paint and handle input between steps.
-async fn yield_now() {
-    sleep(Duration::from_millis(0)).await;
+    /// Whether the worker trains on WebGPU (the warm-up is then mostly kernel compilation).
+    pub webgpu: RwSignal<bool>,
+    /// The current run's number; events of other runs are stale.
+    run: StoredValue<u64>,
+    clock: StoredValue<Clock>,
+    /// The exponent schedules the worker has.
+    sent: StoredValue<Schedules>,
+    worker: StoredValue<Option<Rc<LabWorker>>, LocalStorage>,
 }
 
 impl Runner {
@@ -61,10 +91,27 @@ impl Runner {
             records: RwSignal::new(Vec::new()),
             view: RwSignal::new(RunView::default()),
             info: StoredValue::new(None),
+            activity: RwSignal::new(None),
             elapsed: RwSignal::new(0.0),
-            id: StoredValue::new(0),
-            started: StoredValue::new(None),
+            webgpu: RwSignal::new(false),
+            run: StoredValue::new(0),
+            clock: StoredValue::new(Clock::default()),
+            sent: StoredValue::new(Vec::new()),
+            worker: StoredValue::new_local(None),
         }
+    }
+
+    /// The worker that trains.
+    pub fn attach(self, worker: Rc<LabWorker>) {
+        self.worker.set_value(Some(worker));
+    }
+
+    fn send(self, request: Request) {
+        self.worker.with_value(|worker| {
+            if let Some(worker) = worker {
+                worker.send(&request);
+            }
+        });
     }
 
     /// During a run the set of arms is fixed: their weights and records started together.
@@ -72,27 +119,14 @@ impl Runner {
         matches!(self.state.get(), RunState::Running | RunState::Paused)
     }
 
-    /// Trains `settings`' experiment on `splits` from scratch.
-    pub fn start(
-        self,
-        settings: LabSettings,
-        splits: Splits,
-        device: Device,
-        backend_name: String,
-        schedules: Schedules,
-    ) {
-        let spec = settings.experiment();
-        let seed = spec.seeds[0];
-        let subset = match splits.subset(spec.train_size, spec.test_size, spec.subset_seed) {
-            Ok(subset) => subset,
-            Err(why) => {
-                self.state.set(RunState::Failed(why));
-                return;
-            }
-        };
-        let id = self.id.get_value() + 1;
-        self.id.set_value(id);
+    /// Trains `settings`' experiment from scratch; `schedules` are the arms' exponent schedules
+    /// now (later edits follow through `edit_schedules`).
+    pub fn start(self, settings: &LabSettings, schedules: Schedules) {
+        let run = self.run.get_value() + 1;
+        self.run.set_value(run);
         self.records.set(Vec::new());
+        self.info.set_value(None);
+        self.activity.set(None);
         self.view.set(RunView {
             arms: settings
                 .arms
@@ -103,68 +137,37 @@ impl Runner {
             epochs: settings.epochs,
             steps_per_epoch: settings.steps_per_epoch(),
         });
+        self.sent.set_value(schedules);
+        self.clock.set_value(Clock::default());
+        self.clock.update_value(Clock::go);
+        self.elapsed.set(0.0);
         self.state.set(RunState::Running);
-        self.started.set_value(Some(js_sys::Date::now()));
+        self.send(Request::Start {
+            run,
+            experiment: settings.experiment(),
+        });
+        self.tick(run);
+    }
+
+    /// Keeps the elapsed time moving while run `run` trains.
+    fn tick(self, run: u64) {
         spawn_local(async move {
-            let mut session = match Session::new(spec, seed, subset, device) {
-                Ok(session) => session,
-                Err(e) => {
-                    self.state.set(RunState::Failed(e.to_string()));
-                    return;
-                }
-            };
-            self.info.set_value(Some(session.run_info(&backend_name)));
-            let arms = self.view.get_untracked().arms;
-            let mut applied = schedules.get_untracked();
-            loop {
-                if self.id.get_value() != id {
-                    return;
-                }
+            while self.run.get_value() == run {
                 match self.state.get_untracked() {
-                    RunState::Paused => {
-                        sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                    RunState::Running => {}
+                    RunState::Running => self.elapsed.set(self.clock.get_value().seconds()),
+                    RunState::Paused => {}
                     _ => return,
                 }
-                let wanted = schedules.get_untracked();
-                for (kind, name) in &arms {
-                    let schedule_of = |all: &[(ArmKind, Option<Schedule>)]| {
-                        all.iter()
-                            .find(|(k, _)| k == kind)
-                            .and_then(|(_, s)| s.clone())
-                    };
-                    if let Some(schedule) = schedule_of(&wanted)
-                        && schedule_of(&applied).as_ref() != Some(&schedule)
-                    {
-                        session.set_exponent(name, schedule);
-                    }
-                }
-                applied = wanted;
-                match session.step().await {
-                    Ok(new) => self.records.update(|r| r.extend(new)),
-                    Err(e) => {
-                        self.state
-                            .set(RunState::Failed(format!("training stopped: {e}")));
-                        return;
-                    }
-                }
-                if let Some(start) = self.started.get_value() {
-                    self.elapsed.set((js_sys::Date::now() - start) / 1000.0);
-                }
-                if session.is_finished() {
-                    self.state.set(RunState::Finished);
-                    return;
-                }
-                yield_now().await;
+                sleep(Duration::from_millis(500)).await;
             }
         });
     }
 
     pub fn pause(self) {
         if self.state.get_untracked() == RunState::Running {
+            self.clock.update_value(Clock::stop);
             self.state.set(RunState::Paused);
+            self.send(Request::Pause);
         }
     }
 
@@ -172,7 +175,9 @@ impl Runner {
     pub fn resume(self) -> bool {
         match self.state.get_untracked() {
             RunState::Paused => {
+                self.clock.update_value(Clock::go);
                 self.state.set(RunState::Running);
+                self.send(Request::Resume);
                 true
             }
             RunState::Running => true,
@@ -181,20 +186,93 @@ impl Runner {
     }
 
     pub fn reset(self) {
-        self.id.set_value(self.id.get_value() + 1);
+        self.run.set_value(self.run.get_value() + 1);
+        self.send(Request::Reset);
         self.state.set(RunState::Idle);
         self.records.set(Vec::new());
         self.view.set(RunView::default());
+        self.activity.set(None);
         self.elapsed.set(0.0);
+    }
+
+    /// Sends the running arms' changed exponent schedules, by arm name.
+    pub fn edit_schedules(self, wanted: &Schedules) {
+        if !matches!(
+            self.state.get_untracked(),
+            RunState::Running | RunState::Paused
+        ) {
+            return;
+        }
+        let schedule_of = |all: &Schedules, kind: ArmKind| {
+            all.iter()
+                .find(|(k, _)| *k == kind)
+                .and_then(|(_, s)| s.clone())
+        };
+        let sent = self.sent.get_value();
+        for (kind, name) in self.view.get_untracked().arms {
+            if let Some(schedule) = schedule_of(wanted, kind)
+                && schedule_of(&sent, kind).as_ref() != Some(&schedule)
+            {
+                self.send(Request::SetExponent {
+                    arm: name,
+                    schedule,
+                });
+            }
+        }
+        self.sent.set_value(wanted.clone());
+    }
+
+    /// What the worker says about run `run`.
+    pub fn update(self, run: u64, update: RunUpdate) {
+        if run != self.run.get_value() {
+            return;
+        }
+        self.elapsed.set(self.clock.get_value().seconds());
+        match update {
+            RunUpdate::Started { info } => self.info.set_value(Some(info)),
+            RunUpdate::Busy(activity) => self.activity.set(Some(activity)),
+            RunUpdate::Records(new) => {
+                self.activity.set(None);
+                self.records.update(|all| all.extend(new));
+            }
+            RunUpdate::Finished => self.end(RunState::Finished),
+            RunUpdate::Failed { why } => self.end(RunState::Failed(why)),
+        }
+    }
+
+    /// The worker broke: the run (if any) is over.
+    pub fn fail(self, why: String) {
+        if matches!(
+            self.state.get_untracked(),
+            RunState::Running | RunState::Paused
+        ) {
+            self.end(RunState::Failed(why));
+        }
+    }
+
+    fn end(self, state: RunState) {
+        self.clock.update_value(Clock::stop);
+        self.elapsed.set(self.clock.get_value().seconds());
+        self.activity.set(None);
+        self.state.set(state);
     }
 
     /// The run state in words.
     pub fn describe(&self) -> String {
+        let elapsed = self.elapsed.get();
+        let busy = self
+            .activity
+            .get()
+            .map(|a| format!(": {}", a.describe(self.webgpu.get())))
+            .unwrap_or_default();
         match self.state.get() {
             RunState::Idle => "Ready.".to_owned(),
-            RunState::Running => format!("Training… {:.0} s", self.elapsed.get()),
-            RunState::Paused => "Paused.".to_owned(),
-            RunState::Finished => format!("Finished in {:.0} s.", self.elapsed.get()),
+            RunState::Running if self.records.with(Vec::is_empty) => {
+                format!("Warming up… {elapsed:.0} s{busy}")
+            }
+            RunState::Running => format!("Training… {elapsed:.0} s{busy}"),
+            RunState::Paused => format!("Paused after {elapsed:.0} s."),
+            RunState::Finished => format!("Finished in {elapsed:.0} s."),
             RunState::Failed(why) => format!("Stopped: {why}"),
         }
     }

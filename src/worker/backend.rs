@@ -1,24 +1,16 @@
-//! Picking the device in the browser: WebGPU when the browser offers an adapter, else the CPU
+//! Picking the device in the worker: WebGPU when the browser offers an adapter, else the CPU
 //! backend, with the reason.
 
 use burn::tensor::Device;
 use burn::tensor::wgpu::WgpuBackend;
 use wasm_bindgen::{JsCast, JsValue};
 
-#[derive(Clone, Debug, PartialEq)]
-pub struct BackendInfo {
-    pub webgpu: bool,
-    /// The adapter's name, or "CPU".
-    pub name: String,
-    /// Why the CPU is used, when it is.
-    pub notice: Option<String>,
-}
+use super::scope;
+use crate::lab::protocol::BackendInfo;
 
 fn navigator_has_gpu() -> bool {
-    web_sys::window()
-        .map(|w| w.navigator())
-        .and_then(|n| js_sys::Reflect::get(&n, &JsValue::from_str("gpu")).ok())
-        .is_some_and(|gpu| !gpu.is_undefined() && !gpu.is_null())
+    js_sys::Reflect::get(&scope().navigator(), &JsValue::from_str("gpu"))
+        .is_ok_and(|gpu| !gpu.is_undefined() && !gpu.is_null())
 }
 
 /// What the browser says about its adapter (`GPUAdapter.info`): wgpu leaves the name empty on
@@ -26,8 +18,7 @@ fn navigator_has_gpu() -> bool {
 async fn adapter_description() -> Option<String> {
     let get =
         |target: &JsValue, key: &str| js_sys::Reflect::get(target, &JsValue::from_str(key)).ok();
-    let navigator = web_sys::window()?.navigator();
-    let gpu = get(&navigator, "gpu")?;
+    let gpu = get(&scope().navigator(), "gpu")?;
     let request: js_sys::Function = get(&gpu, "requestAdapter")?.dyn_into().ok()?;
     let promise: js_sys::Promise = request.call0(&gpu).ok()?.dyn_into().ok()?;
     let adapter = wasm_bindgen_futures::JsFuture::from(promise).await.ok()?;
@@ -93,7 +84,7 @@ pub async fn choose() -> (Device, BackendInfo) {
         }
         Err(e) => {
             // The details are for a bug report, not for the page.
-            leptos::logging::warn!("no WebGPU adapter: {e:?}");
+            web_sys::console::warn_1(&format!("no WebGPU adapter: {e:?}").into());
             cpu(format!(
                 "This browser has WebGPU but gave the lab no GPU to use (the GPU or its driver \
                  may be blocked, or the GPU is busy), so the lab trains on the CPU. {CPU_ADVICE}"

@@ -1,5 +1,6 @@
-//! Getting CIFAR-10 into the page: the subset written by `adaexp data fetch` (served from
-//! `data/`), or official files the user picks or drops, parsed by the same loader as natively.
+//! Getting CIFAR-10 into the worker: the subset written by `adaexp data fetch` (served from
+//! `data/` beside the page), or official files the user picks or drops on the page, read and
+//! parsed here by the same loader as natively.
 
 use std::collections::HashMap;
 
@@ -7,14 +8,14 @@ use js_sys::Uint8Array;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
+use super::scope;
 use crate::data::{Splits, cifar};
 
-/// Where the page looks for the subset (Trunk copies `www/data/` there).
+/// Where the subset is, beside the worker's script (Trunk copies `www/data/` there).
 pub const SUBSET_URL: &str = "data";
 
 async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
-    let window = web_sys::window().ok_or("no window")?;
-    let response = JsFuture::from(window.fetch_with_str(url))
+    let response = JsFuture::from(scope().fetch_with_str(url))
         .await
         .map_err(|e| format!("{url}: {e:?}"))?;
     let response: web_sys::Response = response
