@@ -456,6 +456,17 @@ await check('9. during a run the arms are locked and a live p edit reaches only 
   facts.push(`live edit: AdaExp p ${ax.map(v => v.toFixed(3)).join(' ')}`);
   await page.close();
 });
+await check('11. a worker that cannot load is said on the page, and Start stays off', async () => {
+  const page = await cpu.newPage({ viewport: { width: 1400, height: 1000 } });
+  await page.route('**/lab-worker_loader.js', route => route.fulfill({ status: 404, body: '' }));
+  await page.goto(base + `?${RUN}`);
+  await page.waitForFunction(() => document.querySelector('#fatal')?.textContent.length > 0, null, { timeout: MINUTE });
+  const message = await page.textContent('#fatal');
+  expect(/worker/.test(message) && /Reload/.test(message), `the message does not say what broke: "${message}"`);
+  expect(await page.isDisabled('#start'), 'Start is enabled without a worker');
+  facts.push(`no worker: "${message}"`);
+  await page.close();
+});
 await cpu.close();
 server.close();
 
