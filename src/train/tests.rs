@@ -101,16 +101,21 @@ fn without_timing(records: &[Record]) -> Vec<Record> {
         .collect()
 }
 
-#[test]
-fn identical_arms_see_identical_weights_and_batches() {
+/// Two SGDM arms, "a" and "b", at the same rate, for 2 epochs of 3 steps.
+fn twin_sgdm_arms(seed: u64) -> Session {
     let sgdm = OptimizerSpec::Sgdm(SgdmSpec::default());
-    let mut session = Session::new(
+    Session::new(
         spec(vec![arm("a", sgdm.clone(), 0.05), arm("b", sgdm, 0.05)], 2),
-        3,
+        seed,
         data(),
         device(),
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn identical_arms_see_identical_weights_and_batches() {
+    let mut session = twin_sgdm_arms(3);
     assert_eq!(session.steps_per_epoch(), 3); // 40 images in batches of 16
     let records = run(&mut session);
     let (a, b): (Vec<_>, Vec<_>) = records.iter().partition(|r| r.arm() == Some("a"));
@@ -693,14 +698,7 @@ fn a_matched_lr_reads_and_writes_as_toml() {
 
 #[test]
 fn a_watcher_hears_each_arm_step_each_read_and_each_evaluation_in_order() {
-    let sgdm = OptimizerSpec::Sgdm(SgdmSpec::default());
-    let mut session = Session::new(
-        spec(vec![arm("a", sgdm.clone(), 0.05), arm("b", sgdm, 0.05)], 2),
-        0,
-        data(),
-        device(),
-    )
-    .unwrap();
+    let mut session = twin_sgdm_arms(0);
     let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let log = heard.clone();
     session.watch(move |progress| {

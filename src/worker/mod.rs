@@ -61,12 +61,9 @@ fn handle(worker: &Rc<Worker>, data: JsValue) {
         spawn_local(load_files(worker.clone(), files));
         return;
     }
-    let request = match data
-        .as_string()
-        .ok_or_else(|| "a request the worker cannot read: neither text nor files".to_owned())
-    {
-        Ok(text) => Request::from_json(&text),
-        Err(why) => Err(why),
+    let request = match data.as_string() {
+        Some(text) => Request::from_json(&text),
+        None => Err("a request the worker cannot read: neither text nor files".to_owned()),
     };
     match request {
         Ok(Request::Setup) => spawn_local(setup(worker.clone())),
