@@ -24,6 +24,13 @@ pub enum RunState {
     Failed(String),
 }
 
+impl RunState {
+    /// Started and not over: running or paused.
+    fn in_run(&self) -> bool {
+        matches!(self, RunState::Running | RunState::Paused)
+    }
+}
+
 /// What the live charts draw against: the running arms under the names their records carry
 /// (arm labels follow the sliders, records keep the names from the start) and the run's length.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -116,7 +123,12 @@ impl Runner {
 
     /// During a run the set of arms is fixed: their weights and records started together.
     pub fn arms_locked(&self) -> bool {
-        matches!(self.state.get(), RunState::Running | RunState::Paused)
+        self.state.with(RunState::in_run)
+    }
+
+    /// Whether a run is going on now, without subscribing to the state.
+    fn in_run_now(&self) -> bool {
+        self.state.with_untracked(RunState::in_run)
     }
 
     /// Trains `settings`' experiment from scratch; `schedules` are the arms' exponent schedules
@@ -197,10 +209,7 @@ impl Runner {
 
     /// Sends the running arms' changed exponent schedules, by arm name.
     pub fn edit_schedules(self, wanted: &Schedules) {
-        if !matches!(
-            self.state.get_untracked(),
-            RunState::Running | RunState::Paused
-        ) {
+        if !self.in_run_now() {
             return;
         }
         let schedule_of = |all: &Schedules, kind: ArmKind| {
@@ -242,10 +251,7 @@ impl Runner {
 
     /// The worker broke: the run (if any) is over.
     pub fn fail(self, why: String) {
-        if matches!(
-            self.state.get_untracked(),
-            RunState::Running | RunState::Paused
-        ) {
+        if self.in_run_now() {
             self.end(RunState::Failed(why));
         }
     }
