@@ -470,6 +470,7 @@ impl LabSettings {
             dataset: Dataset::Cifar10,
             train_size: Some(self.train_size),
             test_size: Some(self.test_size),
+            val_size: None,
             subset_seed: 0,
             model: self.model,
             epochs: self.epochs,
@@ -482,6 +483,7 @@ impl LabSettings {
                 .filter(|a| a.enabled)
                 .map(|a| ArmSpec {
                     name: a.kind.name().to_owned(),
+                    family: None,
                     optimizer: self.optimizer(a),
                     lr: if a.kind.has_lr() {
                         self.lr_schedule(a.lr).into()

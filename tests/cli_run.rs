@@ -365,3 +365,149 @@ fn fetch_rejects_a_wrong_checksum_or_a_broken_download_and_leaves_nothing() {
         assert!(!dir.path().join("d").exists(), "d/ left behind");
     }
 }
+
+/// A tuned run end to end: a validation split, a grid, its control, selection in the summary,
+/// the lr-sensitivity figure, the processor in the header; then a shard of one grid member.
+#[test]
+fn a_grid_with_a_validation_split_selects_on_validation_and_reports_test_accuracy() {
+    let dir = tiny_cifar_dir(1);
+    std::fs::write(
+        dir.path().join("tuned.toml"),
+        r#"
+name = "tuned"
+dataset = "cifar10"
+model = "small-cnn"
+epochs = 1
+batch_size = 25
+seeds = [0, 1]
+val_size = 20
+
+[[arms]]
+name = "SGDM"
+optimizer = { kind = "sgdm" }
+lr = { base = [0.01, 0.05] }
+
+[[arms]]
+name = "Adam matched to SGDM"
+optimizer = { kind = "adam" }
+lr = { match_update_of = "SGDM" }
+"#,
+    )
+    .unwrap();
+    let out = ok(&run_on_cpu(dir.path(), "tuned.toml", "cifar", "res", &[]));
+    assert!(
+        out.contains("80 train / 20 validation / 30 test images"),
+        "{out}"
+    );
+    let res = dir.path().join("res");
+    let records = jsonl(&res.join("seed-0.jsonl"));
+    let header = &records[0];
+    assert_eq!(
+        (
+            header["train_images"].as_u64(),
+            header["val_images"].as_u64()
+        ),
+        (Some(80), Some(20))
+    );
+    assert!(
+        header["processor"].as_str().is_some_and(|p| !p.is_empty()),
+        "{header}"
+    );
+    let arms: Vec<&str> = header["experiment"]["arms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        arms,
+        [
+            "SGDM @ lr 1e-2",
+            "SGDM @ lr 5e-2",
+            "Adam matched to SGDM @ lr 1e-2",
+            "Adam matched to SGDM @ lr 5e-2"
+        ]
+    );
+    let epochs: Vec<&Value> = records.iter().filter(|r| r["type"] == "epoch").collect();
+    assert_eq!(epochs.len(), 4);
+    for e in &epochs {
+        let val = e["val_accuracy"].as_f64().unwrap();
+        // 20 validation images: accuracy is a multiple of 1/20.
+        assert!((val * 20.0 - (val * 20.0).round()).abs() < 1e-9, "{e}");
+        assert!(e["val_loss"].as_f64().unwrap().is_finite());
+    }
+
+    // The summary picks SGDM's rate by validation accuracy, and reports that arm's test accuracy.
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(res.join("summary.json")).unwrap()).unwrap();
+    let final_val = |arm: &str| -> f64 {
+        summary["arms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == arm)
+            .unwrap()["final_val_accuracy"]["mean"]
+            .as_f64()
+            .unwrap()
+    };
+    let chosen = if final_val("SGDM @ lr 5e-2") > final_val("SGDM @ lr 1e-2") {
+        "5e-2"
+    } else {
+        "1e-2"
+    };
+    let table = std::fs::read_to_string(res.join("summary.md")).unwrap();
+    assert!(
+        table.contains("Learning rates, chosen on the validation split"),
+        "{table}"
+    );
+    assert!(
+        table.contains(&format!("| SGDM | SGDM @ lr {chosen} | {chosen} |")),
+        "{table}"
+    );
+    assert!(
+        table.contains(&format!(
+            "| Adam matched to SGDM | Adam matched to SGDM @ lr {chosen} |"
+        )),
+        "{table}"
+    );
+    assert!(
+        table.contains("Widen the grid"),
+        "a pick in a grid of two is at its edge: {table}"
+    );
+    assert!(
+        table.contains("Computed on: cpu (burn flex) on "),
+        "{table}"
+    );
+    for ext in ["png", "svg"] {
+        assert!(res.join(format!("lr_sensitivity.{ext}")).is_file());
+    }
+
+    // One grid member with its control, as a shard: the same records as beside the others.
+    ok(&run_on_cpu(
+        dir.path(),
+        "tuned.toml",
+        "cifar",
+        "shard",
+        &[
+            "--arms",
+            "SGDM @ lr 5e-2,Adam matched to SGDM @ lr 5e-2",
+            "--seeds",
+            "0",
+        ],
+    ));
+    let shard_file = std::fs::read_dir(dir.path().join("shard"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .unwrap();
+    let of = |records: Vec<Value>| -> Vec<Value> {
+        records
+            .into_iter()
+            .filter(|r| r["arm"].as_str().is_some_and(|a| a.ends_with("5e-2")))
+            .collect()
+    };
+    assert_eq!(
+        of(untimed(&shard_file)),
+        of(untimed(&res.join("seed-0.jsonl")))
+    );
+}

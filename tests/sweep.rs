@@ -247,3 +247,41 @@ fn the_dry_run_prints_the_job_array_with_every_option_and_writes_nothing() {
         .unwrap();
     assert!(check.success());
 }
+
+#[test]
+fn options_that_cannot_work_are_refused_naming_the_flag() {
+    let dir = tiny_cifar_dir(1);
+    let cwd = dir.path();
+    for (flag, value, says) in [
+        ("--max-parallel", "0", "0 is not in 1.."),
+        ("--cpus-per-task", "0", "0 is not in 1.."),
+        ("--time", "soon", "must be a Slurm time limit"),
+        (
+            "--sbatch-arg",
+            "--account=x\n#SBATCH --wrap=rm",
+            "must be one line",
+        ),
+        ("--partition", "gpu\n#SBATCH --wrap=rm", "must be one line"),
+        ("--mem", "", "must not be empty"),
+    ] {
+        let option = format!("{flag}={value}");
+        let err = failed(&adaexp(
+            &[
+                "sweep",
+                "tiny.toml",
+                "--out",
+                "sw",
+                "--data",
+                "cifar",
+                &option,
+                "--dry-run",
+            ],
+            cwd,
+        ));
+        assert!(
+            err.contains(flag) && err.contains(says),
+            "{flag} {value:?}: {err}"
+        );
+    }
+    assert!(!cwd.join("sw").exists());
+}

@@ -98,3 +98,78 @@ fn cuda() -> Result<Chosen, String> {
 fn cuda() -> Result<Chosen, String> {
     Err("this build has no CUDA backend; rebuild with `--features cuda`".into())
 }
+
+/// The processor this machine computes on, with the SIMD level the CPU backend's kernels pick
+/// at run time (its float results depend on it: the same build gives other bits on a CPU with
+/// AVX-512 than on one with AVX2), e.g. "AMD EPYC 7B13 (x86-64-v3: AVX2, FMA)".
+pub fn processor() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpu_model(&cpuinfo).unwrap_or(std::env::consts::ARCH);
+    format!("{model} ({})", simd_level())
+}
+
+/// The first model name a `/proc/cpuinfo` lists (x86: `model name`; Arm: `Model`, or
+/// `Hardware`).
+fn cpu_model(cpuinfo: &str) -> Option<&str> {
+    ["model name", "Model", "Hardware"]
+        .into_iter()
+        .find_map(|key| {
+            cpuinfo.lines().find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                (name.trim() == key && !value.trim().is_empty()).then(|| value.trim())
+            })
+        })
+}
+
+/// The widest SIMD level Burn's CPU kernels dispatch to here: its element-wise kernels
+/// (macerator) pick x86-64-v4, v3 or v2 by the features below, its matrix products (gemm)
+/// FMA or scalar code.
+fn simd_level() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        if has!("avx512f")
+            && has!("avx512bw")
+            && has!("avx512cd")
+            && has!("avx512dq")
+            && has!("avx512vl")
+        {
+            return "x86-64-v4: AVX-512; matrix products AVX2, FMA";
+        }
+        if has!("avx2") && has!("fma") && has!("bmi2") && has!("f16c") && has!("lzcnt") {
+            return "x86-64-v3: AVX2, FMA";
+        }
+        if has!("sse4.2") && has!("popcnt") {
+            return "x86-64-v2: SSE4.2";
+        }
+        "x86-64: no SIMD dispatch"
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        "aarch64: NEON"
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        "no SIMD dispatch known"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_model_name_comes_from_cpuinfo_and_the_simd_level_is_named() {
+        let x86 = "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13 64-Core Processor\nflags\t\t: fpu\n";
+        assert_eq!(cpu_model(x86), Some("AMD EPYC 7B13 64-Core Processor"));
+        let arm =
+            "processor\t: 0\nBogoMIPS\t: 48.00\n\nModel\t\t: Raspberry Pi 4 Model B Rev 1.4\n";
+        assert_eq!(cpu_model(arm), Some("Raspberry Pi 4 Model B Rev 1.4"));
+        assert_eq!(cpu_model("model name\t:   \n"), None);
+        assert_eq!(cpu_model(""), None);
+        let here = processor();
+        assert!(here.ends_with(&format!("({})", simd_level())), "{here}");
+        #[cfg(target_arch = "x86_64")]
+        assert!(here.contains("x86-64"), "{here}");
+    }
+}

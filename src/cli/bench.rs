@@ -79,7 +79,7 @@ fn synthetic_splits(batch_size: usize, steps: usize) -> Splits {
         labels,
     };
     let test = train.select(&[0]);
-    Splits { train, test }
+    Splits::new(train, test)
 }
 
 /// Images/s of one SGDM arm training `model`: the session's own step, on random images.
@@ -97,6 +97,7 @@ fn train_throughput(
         dataset: Dataset::Cifar10,
         train_size: None,
         test_size: None,
+        val_size: None,
         subset_seed: 0,
         model,
         epochs: 1,
@@ -105,6 +106,7 @@ fn train_throughput(
         augment: true,
         arms: vec![ArmSpec {
             name: "sgdm".into(),
+            family: None,
             optimizer: OptimizerSpec::Sgdm(SgdmSpec::default()),
             lr: LrSchedule::constant(0.01).into(),
         }],

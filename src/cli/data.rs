@@ -10,7 +10,7 @@ use md5::Md5;
 use sha2::{Digest, Sha256};
 
 use super::write_atomic;
-use crate::data::{Dataset, Splits, cifar, idx};
+use crate::data::{Dataset, Splits, SubsetSizes, cifar, idx};
 
 pub const CIFAR_URL: &str = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz";
 pub const CIFAR_ARCHIVE: &str = "cifar-10-binary.tar.gz";
@@ -126,7 +126,14 @@ impl SubsetArgs {
 
 fn write_subset(splits: &Splits, args: &SubsetArgs) -> anyhow::Result<()> {
     let subset = splits
-        .subset(Some(args.train), Some(args.test), args.seed)
+        .subset(
+            SubsetSizes {
+                train: Some(args.train),
+                val: None,
+                test: Some(args.test),
+            },
+            args.seed,
+        )
         .map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;

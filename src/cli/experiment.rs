@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use crate::train::ExperimentSpec;
 
 /// The files in `experiments/`, embedded so that `--preset` works from any directory.
-pub const PRESETS: [(&str, &str); 6] = [
+pub const PRESETS: [(&str, &str); 9] = [
     ("quick", include_str!("../../experiments/quick.toml")),
     (
         "fashion-quick",
@@ -18,12 +18,24 @@ pub const PRESETS: [(&str, &str); 6] = [
         include_str!("../../experiments/fashion-study.toml"),
     ),
     (
+        "fashion-tuned",
+        include_str!("../../experiments/fashion-tuned.toml"),
+    ),
+    (
         "seed-vgg16",
         include_str!("../../experiments/seed-vgg16.toml"),
     ),
     (
         "seed-resnet20",
         include_str!("../../experiments/seed-resnet20.toml"),
+    ),
+    (
+        "seed-vgg16-tuned",
+        include_str!("../../experiments/seed-vgg16-tuned.toml"),
+    ),
+    (
+        "seed-resnet20-tuned",
+        include_str!("../../experiments/seed-resnet20-tuned.toml"),
     ),
     (
         "fixed-p-sweep",

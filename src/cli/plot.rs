@@ -15,6 +15,7 @@ use super::results::{read_records, result_files};
 use super::sweep;
 use super::write_atomic;
 use crate::optim::schedule::sample_over_run;
+use crate::train::selection::{GridPoint, Selection};
 use crate::train::summary::{EpochSpread, Run, Spread, Summary, summarize};
 
 #[derive(Args, Debug)]
@@ -121,11 +122,33 @@ pub fn report(
     reference: Option<&str>,
     notes: &str,
 ) -> anyhow::Result<()> {
-    let reference = reference.unwrap_or(&summary.arms[0].name);
+    let arm_reference = reference.unwrap_or(&summary.arms[0].name);
     let paired = summary
-        .paired_markdown(reference)
+        .paired_markdown(arm_reference)
         .map_err(|e| anyhow::anyhow!("--reference: {e}"))?;
-    let table = format!("{}\n{paired}{notes}", summary.markdown());
+    let tuned = match Selection::of(summary) {
+        Some(selection) => {
+            // The reference names a family, or an arm of one.
+            let family = match reference {
+                Some(name) => summary
+                    .experiment
+                    .arms
+                    .iter()
+                    .find(|a| a.name == name)
+                    .map_or(name, |a| a.family()),
+                None => summary.experiment.arms[0].family(),
+            };
+            selection
+                .markdown(summary, family)
+                .map_err(|e| anyhow::anyhow!("--reference: {e}"))?
+        }
+        None => String::new(),
+    };
+    let table = format!(
+        "{}{}\n{paired}{tuned}{notes}",
+        summary.markdown(),
+        summary.provenance_markdown()
+    );
     write_atomic(&out.join(format!("{prefix}summary.md")), table.as_bytes())?;
     println!("\n{table}");
     Ok(())
@@ -200,6 +223,34 @@ fn arm_line<DB: DrawingBackend>(
     Ok(())
 }
 
+/// Arm `index`'s mean line in its colour, over a min–max band when `band`; `y` maps a value to
+/// the chart's axis.
+fn banded_line<DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+    index: usize,
+    name: &str,
+    points: &[(f64, &Spread)],
+    band: bool,
+    y: impl Fn(f64) -> f64,
+) -> Result<(), String> {
+    if band {
+        let upper = points.iter().map(|(x, s)| (*x, y(s.max)));
+        let lower = points.iter().rev().map(|(x, s)| (*x, y(s.min)));
+        chart
+            .draw_series(std::iter::once(Polygon::new(
+                upper.chain(lower).collect::<Vec<_>>(),
+                COLOURS[index % COLOURS.len()].mix(0.15).filled(),
+            )))
+            .map_err(|e| e.to_string())?;
+    }
+    arm_line(
+        chart,
+        index,
+        name,
+        points.iter().map(|(x, s)| (*x, y(s.mean))),
+    )
+}
+
 fn legend<'a, DB: DrawingBackend + 'a>(chart: &mut Chart<'a, DB>) -> Result<(), String> {
     chart
         .configure_series_labels()
@@ -248,6 +299,11 @@ pub fn plot_runs(runs: &[Run], out: &Path) -> anyhow::Result<Vec<(String, Summar
             schedule_figure(&summary, steps_per_epoch, &path("schedules"))?;
             if summary.arms.iter().any(|a| !a.update_size.is_empty()) {
                 update_size_figure(&summary, &path("update_size"))?;
+            }
+            if let Some(selection) = Selection::of(&summary)
+                && selection.families.iter().any(|f| f.points.len() > 1)
+            {
+                lr_sensitivity_figure(&summary, &selection, &path("lr_sensitivity"))?;
             }
         }
         summaries.push((prefix, summary));
@@ -389,28 +445,145 @@ impl Banded<'_> {
         let mut chart = epoch_chart(area, (caption, 22), x_min..x_max, lo..hi, label, self.log_y)
             .map_err(fail)?;
         for (i, (name, points)) in self.series.iter().enumerate() {
-            let colour = COLOURS[i % COLOURS.len()];
-            if seeds > 1 {
-                let upper = points.iter().map(|(x, s)| (*x, self.y(s.max)));
-                let lower = points.iter().rev().map(|(x, s)| (*x, self.y(s.min)));
-                chart
-                    .draw_series(std::iter::once(Polygon::new(
-                        upper.chain(lower).collect::<Vec<_>>(),
-                        colour.mix(0.15).filled(),
-                    )))
-                    .map_err(|e| fail(e.to_string()))?;
-            }
-            arm_line(
-                &mut chart,
-                i,
-                name,
-                points.iter().map(|(x, s)| (*x, self.y(s.mean))),
-            )
-            .map_err(fail)?;
+            let points: Vec<(f64, &Spread)> = points.iter().map(|(x, s)| (*x, s)).collect();
+            banded_line(&mut chart, i, name, &points, seeds > 1, |v| self.y(v)).map_err(fail)?;
         }
         legend(&mut chart).map_err(fail)?;
         Ok(())
     }
+}
+
+/// Final validation and test accuracy against the learning rate (log scale), one line per
+/// family with a min–max band over seeds, the chosen rate ringed: how sensitive each optimizer
+/// is to its rate, and whether a grid brackets its optimum.
+fn lr_sensitivity_figure(
+    summary: &Summary,
+    selection: &Selection,
+    path: &Path,
+) -> anyhow::Result<()> {
+    render(
+        path,
+        (1400, 600),
+        |area| draw_lr_figure(area, summary, selection),
+        |area| draw_lr_figure(area, summary, selection),
+    )
+}
+
+/// What an lr-sensitivity panel draws of a grid point.
+type GridMetric = fn(&GridPoint) -> Option<&Spread>;
+
+/// One family's line in an lr-sensitivity panel.
+type LrSeries<'a> = (usize, &'a str, Vec<(f64, &'a Spread)>, Option<(f64, f64)>);
+
+fn draw_lr_figure<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    summary: &Summary,
+    selection: &Selection,
+) -> anyhow::Result<()> {
+    let metrics: [(&str, GridMetric); 2] = [
+        ("final validation accuracy", |p| {
+            p.final_val_accuracy.as_ref()
+        }),
+        ("final test accuracy", |p| p.final_test_accuracy.as_ref()),
+    ];
+    for (panel, (label, metric)) in area.split_evenly((1, 2)).iter().zip(metrics) {
+        draw_lr_panel(panel, summary, selection, label, metric)?;
+    }
+    Ok(())
+}
+
+fn draw_lr_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    summary: &Summary,
+    selection: &Selection,
+    label: &str,
+    metric: GridMetric,
+) -> anyhow::Result<()> {
+    let fail = |e: String| anyhow::anyhow!("cannot draw {label} against lr: {e}");
+    // Per family with a grid: its colour, name, (log10 lr, spread) at each rate, and the
+    // chosen arm's point.
+    let series: Vec<LrSeries> = selection
+        .families
+        .iter()
+        .filter(|f| f.points.iter().filter(|p| p.lr.is_some()).count() > 1)
+        .map(|f| {
+            let points: Vec<(f64, &Spread)> = f
+                .points
+                .iter()
+                .filter_map(|p| Some((p.lr?.log10(), metric(p)?)))
+                .collect();
+            let chosen = f.points.iter().find_map(|p| {
+                (f.selected.as_deref() == Some(p.arm.as_str()))
+                    .then(|| Some((p.lr?.log10(), metric(p)?.mean)))
+                    .flatten()
+            });
+            (
+                arm_index(summary, &f.family),
+                f.family.as_str(),
+                points,
+                chosen,
+            )
+        })
+        .collect();
+    let all = series.iter().flat_map(|(_, _, p, _)| p.iter());
+    let (x_lo, x_hi) = all
+        .clone()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (x, _)| {
+            (lo.min(*x), hi.max(*x))
+        });
+    let (y_lo, y_hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (_, s)| {
+        (lo.min(s.min), hi.max(s.max))
+    });
+    if !x_lo.is_finite() || !y_lo.is_finite() {
+        return Ok(());
+    }
+    let pad = |lo: f64, hi: f64, at_least: f64| {
+        let pad = (0.05 * (hi - lo)).max(at_least);
+        (lo - pad)..(hi + pad)
+    };
+    let mut chart = ChartBuilder::on(area)
+        .caption(
+            format!("{} — {label} against lr", summary.experiment.name),
+            ("sans-serif", 20),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(pad(x_lo, x_hi, 0.1), pad(100.0 * y_lo, 100.0 * y_hi, 0.5))
+        .map_err(|e| fail(e.to_string()))?;
+    chart
+        .configure_mesh()
+        .x_desc("learning rate (log scale)")
+        .y_desc(format!("{label} %"))
+        .x_label_formatter(&|v| format!("{:.0e}", 10f64.powf(*v)))
+        .draw()
+        .map_err(|e| fail(e.to_string()))?;
+    for (index, family, points, chosen) in &series {
+        let colour = COLOURS[index % COLOURS.len()];
+        banded_line(&mut chart, *index, family, points, true, |v| 100.0 * v).map_err(fail)?;
+        if let Some((x, y)) = chosen {
+            chart
+                .draw_series(std::iter::once(Circle::new(
+                    (*x, 100.0 * y),
+                    7,
+                    colour.stroke_width(2),
+                )))
+                .map_err(|e| fail(e.to_string()))?;
+        }
+    }
+    legend(&mut chart).map_err(fail)?;
+    Ok(())
+}
+
+/// The colour index of a family: the position of its first arm, so that it keeps its
+/// colour in every figure.
+fn arm_index(summary: &Summary, family: &str) -> usize {
+    summary
+        .experiment
+        .arms
+        .iter()
+        .position(|a| a.family() == family)
+        .unwrap_or(0)
 }
 
 fn schedule_figure(summary: &Summary, steps_per_epoch: u64, path: &Path) -> anyhow::Result<()> {

@@ -452,6 +452,8 @@ mod tests {
             steps_per_epoch: 4,
             train_images: 100,
             test_images: 30,
+            val_images: 0,
+            processor: None,
             arms: None,
         }
     }

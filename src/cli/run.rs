@@ -21,7 +21,8 @@ pub struct RunArgs {
     /// Experiment file (TOML); see experiments/.
     #[arg(value_name = "EXPERIMENT.toml", required_unless_present = "preset")]
     experiment: Option<PathBuf>,
-    /// A built-in experiment: quick, fashion-quick, seed-vgg16, seed-resnet20, fixed-p-sweep.
+    /// A built-in experiment: quick, fashion-quick, fashion-study, fashion-tuned, seed-vgg16,
+    /// seed-resnet20, seed-vgg16-tuned, seed-resnet20-tuned, fixed-p-sweep.
     #[arg(long, value_name = "NAME", conflicts_with = "experiment")]
     preset: Option<String>,
     /// Dataset directory or archive [default: data/ for CIFAR-10 (fetched when missing),
@@ -95,7 +96,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| data::default_path(spec.dataset));
     let splits = data::load(spec.dataset, &data_path, args.data.is_none())?
-        .subset(spec.train_size, spec.test_size, spec.subset_seed)
+        .subset(spec.subset_sizes(), spec.subset_seed)
         .map_err(|e| anyhow::anyhow!("{}: {e}", data_path.display()))?;
     splits
         .check_shapes()
@@ -106,8 +107,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         Some(names) => format!("arms {names:?}"),
         None => format!("{} arms", spec.arms.len()),
     };
+    let val = splits
+        .val
+        .as_ref()
+        .map_or(String::new(), |val| format!(" / {} validation", val.len()));
     println!(
-        "{}: {} on {} ({} train / {} test images), {arms}, {} epochs, seeds {:?}; backend {}",
+        "{}: {} on {} ({} train{val} / {} test images), {arms}, {} epochs, seeds {:?}; backend {}",
         spec.name,
         spec.model.name(),
         spec.dataset.name(),
@@ -366,6 +371,7 @@ fn run_seed(
     let info = RunInfo {
         experiment: full.clone(),
         arms: shard.map(<[String]>::to_vec),
+        processor: Some(backend::processor()),
         ..session.run_info(backend_name)
     };
 

@@ -87,33 +87,150 @@ struct SubmitArgs {
     #[arg(long, value_enum, default_value_t = Backend::Auto)]
     backend: Backend,
     /// Slurm partition (sbatch --partition).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = one_line)]
     partition: Option<String>,
     /// Time limit per task (sbatch --time), e.g. 12:00:00. A task stopped by it checkpoints
     /// and requeues itself.
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", value_parser = slurm_time)]
     time: Option<String>,
     /// GPUs per task (sbatch --gpus-per-task), e.g. 1 or a100:1.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = one_line)]
     gpus_per_task: Option<String>,
     /// CPU cores per task (sbatch --cpus-per-task).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     cpus_per_task: Option<u32>,
     /// Memory per node (sbatch --mem), e.g. 16G.
-    #[arg(long, value_name = "SIZE")]
+    #[arg(long, value_name = "SIZE", value_parser = one_line)]
     mem: Option<String>,
     /// At most this many tasks at once (the array's %N).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     max_parallel: Option<u32>,
     /// How long before the time limit Slurm signals a task to checkpoint (sbatch --signal).
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     signal_before: u32,
     /// Any other sbatch option, repeated as needed, e.g. --sbatch-arg=--account=proj42.
-    #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
+    #[arg(long, value_name = "ARG", allow_hyphen_values = true, value_parser = sbatch_option)]
     sbatch_arg: Vec<String>,
-    /// Print the job script and submit nothing (nothing is written either).
+    /// Print the job script and submit nothing (nothing is written either); the size of the
+    /// sweep goes to stderr.
     #[arg(long)]
     dry_run: bool,
+    /// Training images per second of one arm on the nodes, as `adaexp bench train` reports
+    /// it there (the experiment's model, batch size and backend): the dry run then estimates
+    /// the device-hours.
+    #[arg(long, value_name = "N", value_parser = positive_rate)]
+    images_per_second: Option<f64>,
+}
+
+/// A value that goes into the job script as part of an `#SBATCH` line: one line, nothing a
+/// shell or Slurm would read as the start of another (a newline would add lines of its own).
+fn one_line(value: &str) -> Result<String, String> {
+    if value.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if let Some(c) = value.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "must be one line without control characters (it is written into the job script), found {c:?}"
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+/// An extra sbatch option: one line that starts with `-`, e.g. `--account=proj42`.
+fn sbatch_option(value: &str) -> Result<String, String> {
+    let value = one_line(value)?;
+    if !value.starts_with('-') {
+        return Err(format!(
+            "must be an sbatch option starting with '-', e.g. --account=proj42, got {value:?}"
+        ));
+    }
+    Ok(value)
+}
+
+/// A Slurm time limit: minutes, minutes:seconds, hours:minutes:seconds, days-hours,
+/// days-hours:minutes or days-hours:minutes:seconds (sbatch --time), or `infinite`/`unlimited`.
+fn slurm_time(value: &str) -> Result<String, String> {
+    let expected = || {
+        format!(
+            "must be a Slurm time limit: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS (e.g. 12:00:00 or 1-00:00:00), got {value:?}"
+        )
+    };
+    if matches!(value, "infinite" | "unlimited" | "UNLIMITED" | "INFINITE") {
+        return Ok(value.to_owned());
+    }
+    let number = |part: &str| {
+        !part.is_empty() && part.len() <= 6 && part.bytes().all(|b| b.is_ascii_digit())
+    };
+    let (days, clock) = match value.split_once('-') {
+        Some((days, clock)) => (Some(days), clock),
+        None => (None, value),
+    };
+    let parts: Vec<&str> = clock.split(':').collect();
+    let fits = match days {
+        Some(days) => number(days) && (1..=3).contains(&parts.len()),
+        None => (1..=3).contains(&parts.len()),
+    };
+    if !fits || !parts.iter().all(|p| number(p)) {
+        return Err(expected());
+    }
+    Ok(value.to_owned())
+}
+
+fn positive_rate(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!(
+            "must be a positive number of images per second, got {value:?}"
+        )),
+    }
+}
+
+/// Evaluating an image (forward only, no gradients) costs about a third of training on it.
+const EVALUATION_COST: f64 = 1.0 / 3.0;
+
+/// How much training a sweep asks for, and at `images_per_second` per arm, how many
+/// device-hours: every arm of every seed trains each epoch's images, then evaluates the
+/// validation and test images.
+fn size_of_sweep(
+    spec: &ExperimentSpec,
+    shards: &[Shard],
+    images_per_second: Option<f64>,
+) -> String {
+    let (official_train, official_test) = spec.dataset.official_sizes();
+    let val = spec.val_size.unwrap_or(0);
+    let train = spec
+        .train_size
+        .unwrap_or(official_train.saturating_sub(val))
+        .min(official_train.saturating_sub(val));
+    let evaluated = val + spec.test_size.unwrap_or(official_test).min(official_test);
+    let arm_runs = spec.arms.len() * spec.seeds.len();
+    let mut out = format!(
+        "{}: {} tasks, {arm_runs} arm runs ({} arms × {} seeds) of {} epochs over {train} training and {evaluated} evaluation images each",
+        spec.name,
+        shards.len(),
+        spec.arms.len(),
+        spec.seeds.len(),
+        spec.epochs,
+    );
+    let per_arm_epoch = train as f64 + EVALUATION_COST * evaluated as f64;
+    let work = per_arm_epoch * spec.epochs as f64 * arm_runs as f64;
+    match images_per_second {
+        Some(rate) => {
+            let hours = work / rate / 3600.0;
+            out += &format!(
+                ".\nAt {rate} images/s per arm: about {hours:.1} device-hours in all, {:.1} per task on average (an evaluated image counted as a third of a trained one).",
+                hours / shards.len().max(1) as f64
+            );
+        }
+        None => {
+            out += &format!(
+                ".\nFor device-hours, pass --images-per-second with what `adaexp bench train --model {} --batch-size {}` reports on a node (with its --backend); once tasks run, `adaexp sweep status` shows their epochs as they finish.",
+                spec.model.name(),
+                spec.batch_size
+            );
+        }
+    }
+    out
 }
 
 /// One independent piece of a sweep: a seed and the arms it trains (`None`: all).
@@ -353,6 +470,7 @@ fn submit(args: SubmitArgs) -> anyhow::Result<()> {
         backend: args.backend,
     };
     if args.dry_run {
+        eprintln!("{}", size_of_sweep(&spec, &shards, args.images_per_second));
         match args.engine {
             Engine::Slurm => print!("{}", array_script(&args, &spec, &dir, &shards, &task)),
             Engine::Local => {
@@ -798,4 +916,69 @@ pub fn merge_inputs(dir: &Path) -> anyhow::Result<(Vec<PathBuf>, Vec<ShardState>
         result_files(&folders)?
     };
     Ok((files, rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_size_of_a_sweep_counts_arms_seeds_epochs_and_images() {
+        let spec = experiment::load(None, Some("seed-resnet20-tuned")).unwrap();
+        let shards = shards(&spec, ShardBy::Arm);
+        // 21 scheduled arms, each with the controls matched to it, × 5 seeds.
+        assert_eq!(shards.len(), 105);
+        let text = size_of_sweep(&spec, &shards, Some(2000.0));
+        assert!(text.contains("105 tasks, 150 arm runs (30 arms × 5 seeds) of 100 epochs over 45000 training and 15000 evaluation images each"), "{text}");
+        // By hand: (45,000 + 15,000/3) × 100 epochs × 150 arm runs / 2,000 per second / 3,600.
+        let hours = (45_000.0 + 5_000.0) * 100.0 * 150.0 / 2000.0 / 3600.0;
+        assert!(
+            text.contains(&format!("about {hours:.1} device-hours")),
+            "{text}"
+        );
+        assert!(size_of_sweep(&spec, &shards, None).contains("--images-per-second"));
+        assert!(positive_rate("0").is_err() && positive_rate("x").is_err());
+    }
+
+    #[test]
+    fn slurm_options_are_checked_before_they_reach_the_job_script() {
+        for time in [
+            "30",
+            "30:00",
+            "12:00:00",
+            "2-00",
+            "1-12:00",
+            "1-00:00:00",
+            "unlimited",
+        ] {
+            assert_eq!(slurm_time(time).as_deref(), Ok(time));
+        }
+        for time in [
+            "soon",
+            "",
+            "1:2:3:4",
+            "-12",
+            "1-",
+            "12:",
+            "1-2:3:4:5",
+            "12:00 ",
+            "1.5",
+        ] {
+            let err = slurm_time(time).unwrap_err();
+            assert!(
+                err.contains("Slurm time limit") && err.contains(&format!("{time:?}")),
+                "{err}"
+            );
+        }
+        let err = sbatch_option("--account=x\n#SBATCH --wrap=rm").unwrap_err();
+        assert!(err.contains("one line") && err.contains("'\\n'"), "{err}");
+        assert!(
+            sbatch_option("account=x")
+                .unwrap_err()
+                .contains("starting with '-'")
+        );
+        assert_eq!(sbatch_option("--qos=low").as_deref(), Ok("--qos=low"));
+        assert!(one_line("gpu\r").is_err() && one_line("").is_err());
+        assert_eq!(one_line("a100:1").as_deref(), Ok("a100:1"));
+    }
 }

@@ -21,6 +21,7 @@ pub enum Purpose {
     Order = 2,
     Augment = 3,
     Init = 4,
+    Validation = 5,
 }
 
 /// The random stream for (seed, purpose, epoch).
@@ -77,11 +78,43 @@ pub fn balanced_subset(set: &ImageSet, size: usize, seed: u64) -> Result<ImageSe
     if size >= set.len() {
         return Ok(set.clone());
     }
+    let chosen = balanced_indices(set, size, rng(seed, Purpose::Subset, 0))?;
+    Ok(set.select(&chosen))
+}
+
+/// A class-balanced split of `size` images carved out of `set` (drawn as `balanced_subset`
+/// draws, from a stream of its own), and the images left: (split, rest), both in the set's
+/// order and disjoint. Errors when a class has too few images or nothing would be left.
+pub fn balanced_split(
+    set: &ImageSet,
+    size: usize,
+    seed: u64,
+) -> Result<(ImageSet, ImageSet), String> {
+    if size >= set.len() {
+        return Err(format!(
+            "{size} images would leave none of the {} for training",
+            set.len()
+        ));
+    }
+    let chosen = balanced_indices(set, size, rng(seed, Purpose::Validation, 0))?;
+    let mut taken = vec![false; set.len()];
+    for &i in &chosen {
+        taken[i] = true;
+    }
+    let rest: Vec<usize> = (0..set.len()).filter(|&i| !taken[i]).collect();
+    Ok((set.select(&chosen), set.select(&rest)))
+}
+
+/// The sorted indices of a class-balanced choice of `size` images of `set`.
+fn balanced_indices(
+    set: &ImageSet,
+    size: usize,
+    mut rng: ChaCha8Rng,
+) -> Result<Vec<usize>, String> {
     let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); CLASSES];
     for (i, &label) in set.labels.iter().enumerate() {
         by_class[usize::from(label)].push(i);
     }
-    let mut rng = rng(seed, Purpose::Subset, 0);
     let mut chosen = Vec::with_capacity(size);
     for (class, indices) in by_class.iter_mut().enumerate() {
         let want = size / CLASSES + usize::from(class < size % CLASSES);
@@ -96,7 +129,7 @@ pub fn balanced_subset(set: &ImageSet, size: usize, seed: u64) -> Result<ImageSe
     }
     // Keep the original order so the subset does not depend on class order.
     chosen.sort_unstable();
-    Ok(set.select(&chosen))
+    Ok(chosen)
 }
 
 /// The order in which an epoch visits the training set.

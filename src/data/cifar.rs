@@ -122,7 +122,7 @@ pub fn splits_from_files(
         }
     };
     let test = parse_batch(TEST_FILE, get(TEST_FILE)?)?;
-    Ok(Splits { train, test })
+    Ok(Splits::new(train, test))
 }
 
 /// Reads the batch files out of the official `.tar.gz` (any reader: a file, or bytes in the page).

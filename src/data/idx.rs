@@ -204,10 +204,10 @@ mod native {
 
     /// Loads Fashion-MNIST (or MNIST) from a directory of IDX files.
     pub fn load(dir: &Path) -> Result<Splits, DataError> {
-        let splits = Splits {
-            train: load_pair(dir, TRAIN_IMAGES, TRAIN_LABELS)?,
-            test: load_pair(dir, TEST_IMAGES, TEST_LABELS)?,
-        };
+        let splits = Splits::new(
+            load_pair(dir, TRAIN_IMAGES, TRAIN_LABELS)?,
+            load_pair(dir, TEST_IMAGES, TEST_LABELS)?,
+        );
         splits.check_shapes().map_err(|message| {
             DataError::invalid(dir.join(TEST_IMAGES).display().to_string(), message)
         })?;

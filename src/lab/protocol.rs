@@ -64,9 +64,10 @@ pub enum Event {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum RunUpdate {
-    /// The run is set up; `info` is the header of its result file.
+    /// The run is set up; `info` is the header of its result file (boxed: it is far larger
+    /// than the other updates).
     Started {
-        info: RunInfo,
+        info: Box<RunInfo>,
     },
     /// What the run is busy with while no records come: the warm-up, an evaluation.
     Busy(Activity),
@@ -236,6 +237,8 @@ mod tests {
             steps_per_epoch: 40,
             train_images: 2000,
             test_images: 500,
+            val_images: 0,
+            processor: None,
             arms: None,
         }
     }
@@ -298,7 +301,9 @@ mod tests {
                 train: 2000,
                 test: 500,
             }),
-            run(RunUpdate::Started { info: run_info() }),
+            run(RunUpdate::Started {
+                info: Box::new(run_info()),
+            }),
             run(RunUpdate::Busy(Activity::Stepping {
                 arm: "Adam".into(),
                 position: 2,
@@ -316,6 +321,8 @@ mod tests {
                     train_accuracy: 0.2,
                     test_loss: 2.0,
                     test_accuracy: 0.25,
+                    val_loss: None,
+                    val_accuracy: None,
                     wall_seconds: 12.5,
                     images_per_second: 51.2,
                 }),

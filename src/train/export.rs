@@ -72,6 +72,8 @@ mod tests {
             train_accuracy: 0.25,
             test_loss: 2.5,
             test_accuracy: accuracy,
+            val_loss: None,
+            val_accuracy: None,
             wall_seconds: 1.5,
             images_per_second: 320.0,
         })

@@ -3,6 +3,7 @@
 //! CLI loop; every step and epoch produces metric records.
 
 pub mod export;
+pub mod selection;
 #[cfg(feature = "train")]
 mod session;
 pub mod spec;
@@ -38,9 +39,20 @@ pub struct RunInfo {
     pub steps_per_epoch: u64,
     pub train_images: usize,
     pub test_images: usize,
+    /// Images of the validation split (0: none, as in files written before it existed).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub val_images: usize,
+    /// The processor the run computed on, where it is known (the CPU backend's float results
+    /// depend on it; `None` in files written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processor: Option<String>,
     /// The arms this file trains when it is a shard of the experiment (`--arms`); `None`: all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arms: Option<Vec<String>>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl RunInfo {
@@ -104,6 +116,11 @@ pub struct EpochRecord {
     pub train_accuracy: f64,
     pub test_loss: f64,
     pub test_accuracy: f64,
+    /// On the validation split, when the experiment has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_loss: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_accuracy: Option<f64>,
     /// Wall time of the whole epoch (all arms and evaluation).
     pub wall_seconds: f64,
     /// Training images per second of this arm's own steps.

@@ -273,6 +273,8 @@ impl Session {
             steps_per_epoch: self.steps_per_epoch,
             train_images: self.data.train.len(),
             test_images: self.data.test.len(),
+            val_images: self.data.val.as_ref().map_or(0, ImageSet::len),
+            processor: None,
             arms: None,
         }
     }
@@ -521,7 +523,7 @@ impl Session {
                 .model
                 .as_ref()
                 .expect("model present between steps");
-            let (loss, accuracy) = evaluate(
+            let test = evaluate(
                 model,
                 &self.data.test,
                 &self.normalization,
@@ -529,7 +531,20 @@ impl Session {
                 &self.device,
             )
             .await?;
-            evaluated.push(Some((loss, accuracy)));
+            let val = match &self.data.val {
+                Some(val) => Some(
+                    evaluate(
+                        model,
+                        val,
+                        &self.normalization,
+                        self.spec.batch_size,
+                        &self.device,
+                    )
+                    .await?,
+                ),
+                None => None,
+            };
+            evaluated.push(Some((test, val)));
         }
         let wall = self.epoch_started.elapsed().as_secs_f64();
         self.epoch += 1;
@@ -539,7 +554,7 @@ impl Session {
             .iter()
             .zip(evaluated)
             .filter_map(|(arm, eval)| {
-                let (test_loss, test_accuracy) = eval?;
+                let ((test_loss, test_accuracy), val) = eval?;
                 let t = &arm.totals;
                 let seen = t.seen.max(1) as f64;
                 Some(Record::Epoch(EpochRecord {
@@ -550,6 +565,8 @@ impl Session {
                     train_accuracy: t.correct / seen,
                     test_loss,
                     test_accuracy,
+                    val_loss: val.map(|(loss, _)| loss),
+                    val_accuracy: val.map(|(_, accuracy)| accuracy),
                     wall_seconds: wall,
                     images_per_second: t.seen as f64 / t.busy_seconds.max(1e-9),
                 }))

@@ -3,17 +3,137 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::Dataset;
+use crate::data::{Dataset, SubsetSizes};
 use crate::model::ModelSpec;
 use crate::optim::{Length, LrDecay, LrSchedule, OptimizerSpec, SpecError};
 
 /// One optimizer run inside a session.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "RawArm")]
 pub struct ArmSpec {
     pub name: String,
+    /// The arm before a learning-rate grid expanded it (`lr = { base = [..] }`): the name the
+    /// selection of its best rate is reported under. `None`: an arm of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
     pub optimizer: OptimizerSpec,
     pub lr: ArmLr,
+}
+
+impl ArmSpec {
+    /// The family this arm belongs to: its grid's name, or its own.
+    pub fn family(&self) -> &str {
+        self.family.as_deref().unwrap_or(&self.name)
+    }
+}
+
+/// An arm as written: its rate may be a grid, which only an experiment's arm list expands.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArm {
+    name: String,
+    #[serde(default)]
+    family: Option<String>,
+    optimizer: OptimizerSpec,
+    lr: RawArmLr,
+}
+
+impl TryFrom<RawArm> for ArmSpec {
+    type Error = String;
+
+    fn try_from(raw: RawArm) -> Result<Self, String> {
+        Ok(ArmSpec {
+            name: raw.name,
+            family: raw.family,
+            optimizer: raw.optimizer,
+            lr: ArmLr::try_from(raw.lr)?,
+        })
+    }
+}
+
+/// `base = 1e-3`, or a grid `base = [3e-4, 1e-3, 3e-3]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+enum LrBase {
+    One(f64),
+    Grid(Vec<f64>),
+}
+
+/// The name of a grid's arm at rate `lr`: "Adam @ lr 3e-4".
+pub fn grid_arm_name(family: &str, lr: f64) -> String {
+    format!("{family} @ lr {lr:e}")
+}
+
+/// Expands the arms as written into the arms that train: an arm with a learning-rate grid
+/// becomes one arm per rate ("NAME @ lr RATE", family NAME), and an arm matched to a grid's
+/// family becomes one per member, each matched to that member ("NAME @ lr RATE" matched to
+/// "TARGET @ lr RATE"). A list of one rate is a grid of one. Arms without a grid pass unchanged,
+/// so an expanded list (a result file's) reads back as itself.
+fn expand_arms<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<ArmSpec>, D::Error> {
+    use serde::de::Error;
+    let raw: Vec<RawArm> = Vec::deserialize(deserializer)?;
+    let mut grids: Vec<(String, Vec<f64>)> = Vec::new();
+    for (i, arm) in raw.iter().enumerate() {
+        if let Some(LrBase::Grid(rates)) = &arm.lr.base {
+            check_grid(rates).map_err(|e| D::Error::custom(format!("arms[{i}].lr.base: {e}")))?;
+            grids.push((arm.name.clone(), rates.clone()));
+        }
+    }
+    let mut arms = Vec::with_capacity(raw.len());
+    for (i, arm) in raw.into_iter().enumerate() {
+        let at = |e: String| D::Error::custom(format!("arms[{i}]: {e}"));
+        let grid_of_target = arm
+            .lr
+            .match_update_of
+            .as_ref()
+            .and_then(|target| grids.iter().find(|(name, _)| name == target));
+        // One member per rate: a grid's own at that rate, or a control matched to the member
+        // of its target's grid at that rate.
+        let (rates, member_lr): (&[f64], &dyn Fn(f64) -> RawArmLr) =
+            match (&arm.lr.base, grid_of_target) {
+                (Some(LrBase::Grid(rates)), _) => (rates, &|rate| RawArmLr {
+                    base: Some(LrBase::One(rate)),
+                    ..arm.lr.clone()
+                }),
+                (_, Some((target, rates))) => (rates, &|rate| RawArmLr {
+                    match_update_of: Some(grid_arm_name(target, rate)),
+                    ..arm.lr.clone()
+                }),
+                _ => {
+                    arms.push(ArmSpec::try_from(arm).map_err(at)?);
+                    continue;
+                }
+            };
+        for &rate in rates {
+            arms.push(ArmSpec {
+                name: grid_arm_name(&arm.name, rate),
+                family: Some(arm.name.clone()),
+                optimizer: arm.optimizer.clone(),
+                lr: ArmLr::try_from(member_lr(rate)).map_err(at)?,
+            });
+        }
+    }
+    Ok(arms)
+}
+
+/// A grid's rates: at least one, each positive and finite, none twice.
+fn check_grid(rates: &[f64]) -> Result<(), String> {
+    if rates.is_empty() {
+        return Err("an empty grid; list at least one learning rate".into());
+    }
+    if let Some(bad) = rates.iter().find(|r| !r.is_finite() || **r <= 0.0) {
+        return Err(format!("every rate must be positive and finite, got {bad}"));
+    }
+    if let Some(twice) = rates
+        .iter()
+        .enumerate()
+        .find_map(|(i, r)| rates[..i].contains(r).then_some(r))
+    {
+        return Err(format!("{twice} is listed twice; each rate is one arm"));
+    }
+    Ok(())
 }
 
 /// An arm's learning rate: a schedule, or `{ match_update_of = "NAME" }`: at every step the
@@ -51,10 +171,10 @@ impl ArmLr {
 
 /// Every key either form may hold, so that a mistake gets a sentence rather than serde's
 /// "did not match any variant".
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawArmLr {
-    base: Option<f64>,
+    base: Option<LrBase>,
     decay: Option<LrDecay>,
     warmup: Option<Length>,
     match_update_of: Option<String>,
@@ -65,7 +185,10 @@ impl TryFrom<RawArmLr> for ArmLr {
 
     fn try_from(raw: RawArmLr) -> Result<Self, String> {
         match (raw.base, raw.match_update_of) {
-            (Some(base), None) => Ok(ArmLr::Schedule(LrSchedule {
+            (Some(LrBase::Grid(_)), _) => Err("a learning-rate grid (`base = [..]`) expands \
+                only in an experiment's list of arms"
+                .into()),
+            (Some(LrBase::One(base)), None) => Ok(ArmLr::Schedule(LrSchedule {
                 base,
                 decay: raw.decay.unwrap_or_default(),
                 warmup: raw.warmup,
@@ -112,6 +235,12 @@ pub struct ExperimentSpec {
     /// Class-balanced test subset (all images when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_size: Option<usize>,
+    /// A class-balanced validation split carved from the training set (none when absent), before
+    /// the training subset is chosen from what is left: learning rates are selected on it, and
+    /// the test accuracy reported never saw it. Chosen by `subset_seed`, so every seed and arm is
+    /// selected on the same images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_size: Option<usize>,
     /// Seed of the subset choice, the same for every run so that seeds vary only training.
     #[serde(default)]
     pub subset_seed: u64,
@@ -123,8 +252,17 @@ pub struct ExperimentSpec {
     /// Random crop (4-pixel padding) and horizontal flip.
     #[serde(default = "default_true")]
     pub augment: bool,
+    /// The arms, learning-rate grids expanded (see `expand_arms`).
+    #[serde(deserialize_with = "expand_arms")]
     pub arms: Vec<ArmSpec>,
 }
+
+/// The longest description, in bytes: it travels in every result file's header line.
+pub const MAX_DESCRIPTION_BYTES: usize = 16 * 1024;
+
+/// The largest experiment, as JSON: a result file's header line carries it, and result
+/// readers refuse lines over 1 MiB, so a run must never write a header it cannot read back.
+pub const MAX_EXPERIMENT_BYTES: usize = 256 * 1024;
 
 /// The longest experiment name: it becomes a folder and file-name prefix.
 pub const MAX_NAME_LEN: usize = 64;
@@ -150,8 +288,35 @@ pub fn check_name(name: &str) -> Result<(), SpecError> {
 }
 
 impl ExperimentSpec {
+    /// The sizes of the splits this experiment trains, validates and tests on.
+    pub fn subset_sizes(&self) -> SubsetSizes {
+        SubsetSizes {
+            train: self.train_size,
+            val: self.val_size,
+            test: self.test_size,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), SpecError> {
         check_name(&self.name)?;
+        if self.description.len() > MAX_DESCRIPTION_BYTES {
+            return Err(SpecError::new(
+                "description",
+                format!(
+                    "must be at most {MAX_DESCRIPTION_BYTES} bytes (every result file's header carries it), got {}",
+                    self.description.len()
+                ),
+            ));
+        }
+        let bytes = serde_json::to_vec(self).map_or(0, |json| json.len());
+        if bytes > MAX_EXPERIMENT_BYTES {
+            return Err(SpecError::new(
+                "arms",
+                format!(
+                    "the experiment is {bytes} bytes as JSON, over the {MAX_EXPERIMENT_BYTES} a result file's header may hold; use fewer or shorter arms"
+                ),
+            ));
+        }
         if self.epochs == 0 {
             return Err(SpecError::new("epochs", "must be at least 1, got 0"));
         }
@@ -175,6 +340,7 @@ impl ExperimentSpec {
         for (field, size) in [
             ("train_size", self.train_size),
             ("test_size", self.test_size),
+            ("val_size", self.val_size),
         ] {
             if size == Some(0) {
                 return Err(SpecError::new(field, "must be at least 1, got 0"));
@@ -296,5 +462,159 @@ impl ExperimentSpec {
                     .collect()
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn experiment(arms: &str) -> Result<ExperimentSpec, String> {
+        toml::from_str(&format!(
+            "name = \"e\"\ndataset = \"fashion-mnist\"\nmodel = \"small-cnn\"\nepochs = 2\nbatch_size = 8\n{arms}"
+        ))
+        .map_err(|e| e.to_string())
+    }
+
+    const GRIDS: &str = r#"
+        [[arms]]
+        name = "Adam"
+        optimizer = { kind = "adam" }
+        lr = { base = [3e-4, 1e-3, 0.003], decay = { shape = "linear", floor = 0.0, length = { epochs = 2 } } }
+        [[arms]]
+        name = "SGDM"
+        optimizer = { kind = "sgdm" }
+        lr = { base = 0.05 }
+        [[arms]]
+        name = "AdaExp matched to Adam"
+        optimizer = { kind = "adaexp", p = { shape = "linear", start = 0.5, end = 0.0, length = { epochs = 2 } } }
+        lr = { match_update_of = "Adam" }
+    "#;
+
+    #[test]
+    fn a_grid_expands_into_one_named_arm_per_rate_and_reads_back_as_itself() {
+        let spec = experiment(GRIDS).unwrap();
+        let names: Vec<&str> = spec.arms.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "Adam @ lr 3e-4",
+                "Adam @ lr 1e-3",
+                "Adam @ lr 3e-3",
+                "SGDM",
+                "AdaExp matched to Adam @ lr 3e-4",
+                "AdaExp matched to Adam @ lr 1e-3",
+                "AdaExp matched to Adam @ lr 3e-3",
+            ]
+        );
+        let families: Vec<&str> = spec.arms.iter().map(ArmSpec::family).collect();
+        assert_eq!(
+            families,
+            [
+                "Adam",
+                "Adam",
+                "Adam",
+                "SGDM",
+                "AdaExp matched to Adam",
+                "AdaExp matched to Adam",
+                "AdaExp matched to Adam"
+            ]
+        );
+        assert_eq!(spec.arms[3].family, None);
+        // Each member keeps the rest of its schedule.
+        let schedule = spec.arms[1].lr.schedule().unwrap();
+        assert_eq!(schedule.base, 1e-3);
+        assert!(matches!(schedule.decay, LrDecay::Linear { floor, .. } if floor == 0.0));
+        // A control matched to a grid is matched to the member at each rate.
+        assert_eq!(spec.arms[6].lr.target(), Some("Adam @ lr 3e-3"));
+        spec.validate().unwrap();
+        // Result files hold the expanded arms; they read back unchanged.
+        let json = serde_json::to_string(&spec).unwrap();
+        assert_eq!(serde_json::from_str::<ExperimentSpec>(&json).unwrap(), spec);
+        // Each matched member trains beside its own target.
+        assert_eq!(
+            spec.arm_groups()[0],
+            ["Adam @ lr 3e-4", "AdaExp matched to Adam @ lr 3e-4"]
+        );
+        assert!(
+            spec.select_arms(&["AdaExp matched to Adam @ lr 1e-3".into()])
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_bad_grid_is_refused_naming_the_field() {
+        let grid = |base: &str| {
+            experiment(&format!(
+                "[[arms]]\nname = \"SGDM\"\noptimizer = {{ kind = \"sgdm\" }}\nlr = {{ base = 0.1 }}\n\
+                 [[arms]]\nname = \"Adam\"\noptimizer = {{ kind = \"adam\" }}\nlr = {{ base = {base} }}\n"
+            ))
+        };
+        for (base, says) in [
+            ("[]", "an empty grid"),
+            ("[1e-3, 3e-3, 1e-3]", "0.001 is listed twice"),
+            ("[1e-3, 0.0]", "positive and finite, got 0"),
+            ("[1e-3, -1e-3]", "positive and finite, got -0.001"),
+        ] {
+            let err = grid(base).unwrap_err();
+            assert!(
+                err.contains("arms[1].lr.base") && err.contains(says),
+                "{base}: {err}"
+            );
+        }
+        assert!(grid("[1e-3]").is_ok());
+        // A grid is for an experiment's arm list, not an arm alone (the page's messages).
+        let err = serde_json::from_str::<ArmSpec>(
+            r#"{"name":"a","optimizer":{"kind":"adam"},"lr":{"base":[1e-3,3e-3]}}"#,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("expands only in an experiment"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_experiment_too_large_for_a_header_line_is_refused_up_front() {
+        let arms =
+            "[[arms]]\nname = \"SGDM\"\noptimizer = { kind = \"sgdm\" }\nlr = { base = 0.1 }\n";
+        let long = "x".repeat(MAX_DESCRIPTION_BYTES + 1);
+        let err = experiment(&format!("description = \"{long}\"\n{arms}"))
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert_eq!(err.field, "description");
+        assert!(
+            err.message.contains("at most 16384 bytes") && err.message.contains("16385"),
+            "{}",
+            err.message
+        );
+        // As many arms as make the header too long.
+        let many: String = (0..3000)
+            .map(|i| format!("[[arms]]\nname = \"arm {i} with a rather long name to fill the header\"\noptimizer = {{ kind = \"sgdm\" }}\nlr = {{ base = 0.1 }}\n"))
+            .collect();
+        let err = experiment(&many).unwrap().validate().unwrap_err();
+        assert_eq!(err.field, "arms");
+        assert!(
+            err.message.contains("a result file's header may hold"),
+            "{}",
+            err.message
+        );
+        assert!(experiment(arms).unwrap().validate().is_ok());
+    }
+
+    #[test]
+    fn val_size_is_optional_and_must_hold_images() {
+        let arms =
+            "[[arms]]\nname = \"SGDM\"\noptimizer = { kind = \"sgdm\" }\nlr = { base = 0.1 }\n";
+        let spec = experiment(arms).unwrap();
+        assert_eq!(spec.val_size, None);
+        assert!(!serde_json::to_string(&spec).unwrap().contains("val_size"));
+        let spec = experiment(&format!("val_size = 0\n{arms}")).unwrap();
+        let err = spec.validate().unwrap_err();
+        assert_eq!(
+            (err.field.as_str(), err.message.as_str()),
+            ("val_size", "must be at least 1, got 0")
+        );
     }
 }

@@ -179,6 +179,9 @@ pub struct ArmSummary {
     pub final_test_accuracy_per_seed: Vec<(u64, u64, f64)>,
     pub best_test_accuracy: Option<Spread>,
     pub final_train_loss: Option<Spread>,
+    /// On the validation split, when the runs have one: what learning rates are selected by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_val_accuracy: Option<Spread>,
     /// Per epoch (from 1): the spread over the seeds that reached it.
     pub curves: Vec<EpochSpread>,
     /// The update size over the run: per stretch of steps, the spread over seeds of each
@@ -284,12 +287,20 @@ pub struct EpochSpread {
     pub train_accuracy: Spread,
     pub test_loss: Spread,
     pub test_accuracy: Spread,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_loss: Option<Spread>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_accuracy: Option<Spread>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     pub experiment: ExperimentSpec,
     pub arms: Vec<ArmSummary>,
+    /// Where the runs computed, each once: "BACKEND on PROCESSOR" (float results reproduce bit
+    /// for bit only on the same kind of processor with the same build).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub computed_on: Vec<String>,
 }
 
 /// Summarises runs of the same experiment (the first run's spec names the arms, in order).
@@ -331,12 +342,17 @@ pub fn summarize(runs: &[Run]) -> Option<Summary> {
                     let spread = |f: fn(&EpochRecord) -> f64| {
                         Spread::of(&at.iter().map(|e| f(e)).collect::<Vec<_>>())
                     };
+                    let val_spread = |f: fn(&EpochRecord) -> Option<f64>| {
+                        Spread::of(&at.iter().filter_map(|e| f(e)).collect::<Vec<_>>())
+                    };
                     Some(EpochSpread {
                         epoch: at.first()?.epoch,
                         train_loss: spread(|e| e.train_loss)?,
                         train_accuracy: spread(|e| e.train_accuracy)?,
                         test_loss: spread(|e| e.test_loss)?,
                         test_accuracy: spread(|e| e.test_accuracy)?,
+                        val_loss: val_spread(|e| e.val_loss),
+                        val_accuracy: val_spread(|e| e.val_accuracy),
                     })
                 })
                 .collect();
@@ -361,6 +377,12 @@ pub fn summarize(runs: &[Run]) -> Option<Summary> {
                     .collect(),
                 best_test_accuracy: Spread::of(&best),
                 final_train_loss: Spread::of(&last(|e| e.train_loss)),
+                final_val_accuracy: Spread::of(
+                    &per_seed
+                        .iter()
+                        .filter_map(|(_, e)| e.last()?.val_accuracy)
+                        .collect::<Vec<_>>(),
+                ),
                 curves,
                 update_size: update_size_curve(runs, name),
                 matched_lr: if matched {
@@ -371,7 +393,21 @@ pub fn summarize(runs: &[Run]) -> Option<Summary> {
             }
         })
         .collect();
-    Some(Summary { experiment, arms })
+    let mut computed_on: Vec<String> = Vec::new();
+    for run in runs {
+        let place = match &run.info.processor {
+            Some(processor) => format!("{} on {processor}", run.info.backend),
+            None => run.info.backend.clone(),
+        };
+        if !computed_on.contains(&place) {
+            computed_on.push(place);
+        }
+    }
+    Some(Summary {
+        experiment,
+        arms,
+        computed_on,
+    })
 }
 
 /// One arm's final test accuracy minus the reference arm's, paired by seed: arms share a
@@ -386,6 +422,10 @@ pub struct PairedDifference {
     /// The 95 % confidence interval of the mean difference (paired t, n − 1 degrees of
     /// freedom); `None` with a single seed.
     pub ci95: Option<(f64, f64)>,
+    /// The two-sided p-value of the paired t test of a zero mean difference; `None` with a
+    /// single seed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p_value: Option<f64>,
 }
 
 /// Mean and 95 % confidence interval of paired differences (Student's t with n − 1 degrees of
@@ -401,6 +441,44 @@ pub fn paired_t_interval(differences: &[f64]) -> Option<(f64, Option<(f64, f64)>
         .inverse_cdf(0.975);
     let half = t * spread.sd / (spread.n as f64).sqrt();
     Some((spread.mean, Some((spread.mean - half, spread.mean + half))))
+}
+
+/// A spread of fractions as percent: "mean ± sd" over several seeds, the mean for one.
+pub(crate) fn percent(spread: &Option<Spread>) -> String {
+    match spread {
+        Some(s) if s.n > 1 => format!("{:.2} ± {:.2}", 100.0 * s.mean, 100.0 * s.sd),
+        Some(s) => format!("{:.2}", 100.0 * s.mean),
+        None => "—".into(),
+    }
+}
+
+/// A signed difference of fractions in percentage points.
+pub(crate) fn points(difference: f64) -> String {
+    format!("{:+.2}", 100.0 * difference)
+}
+
+/// A paired difference's 95 % interval in percentage points, or why there is none.
+pub(crate) fn interval_points(ci95: Option<(f64, f64)>) -> String {
+    match ci95 {
+        Some((low, high)) => format!("[{}, {}]", points(low), points(high)),
+        None => "n = 1: no interval".into(),
+    }
+}
+
+/// The two-sided p-value of a paired t test of a zero mean (n − 1 degrees of freedom); `None`
+/// for fewer than two values. Identical differences give 0 (or 1 when all are 0).
+pub fn paired_t_p_value(differences: &[f64]) -> Option<f64> {
+    use statrs::distribution::{ContinuousCDF, StudentsT};
+    let spread = Spread::of(differences)?;
+    if spread.n < 2 {
+        return None;
+    }
+    if spread.sd == 0.0 {
+        return Some(if spread.mean == 0.0 { 1.0 } else { 0.0 });
+    }
+    let t = spread.mean / (spread.sd / (spread.n as f64).sqrt());
+    let distribution = StudentsT::new(0.0, 1.0, (spread.n - 1) as f64).ok()?;
+    Some(2.0 * distribution.cdf(-t.abs()))
 }
 
 impl Summary {
@@ -447,6 +525,7 @@ impl Summary {
                     seeds: pairs.iter().map(|(seed, _)| *seed).collect(),
                     mean,
                     ci95,
+                    p_value: paired_t_p_value(&differences),
                 })
             })
             .collect())
@@ -454,40 +533,43 @@ impl Summary {
 
     /// The paired differences as a Markdown table, in percentage points.
     pub fn paired_markdown(&self, reference: &str) -> Result<String, String> {
-        let pp = |v: f64| format!("{:+.2}", 100.0 * v);
         let mut out = format!(
             "| final test acc − {reference} (pp) | mean difference | 95 % CI (paired t) | seeds |\n|---|---|---|---|\n"
         );
         for d in self.paired_differences(reference)? {
-            let interval = match d.ci95 {
-                Some((low, high)) => format!("[{}, {}]", pp(low), pp(high)),
-                None => "n = 1: no interval".into(),
-            };
             out += &format!(
-                "| {} | {} | {interval} | {} |\n",
+                "| {} | {} | {} | {} |\n",
                 d.arm,
-                pp(d.mean),
+                points(d.mean),
+                interval_points(d.ci95),
                 d.seeds.len()
             );
         }
         Ok(out)
     }
 
+    /// Where the runs computed, as a Markdown line (empty when unknown).
+    pub fn provenance_markdown(&self) -> String {
+        if self.computed_on.is_empty() {
+            return String::new();
+        }
+        format!("\nComputed on: {}.\n", self.computed_on.join("; "))
+    }
+
     /// A Markdown table: final and best test accuracy (mean ± sd over seeds), final train loss.
     pub fn markdown(&self) -> String {
-        let pct = |s: &Option<Spread>| match s {
-            Some(s) if s.n > 1 => format!("{:.2} ± {:.2}", 100.0 * s.mean, 100.0 * s.sd),
-            Some(s) => format!("{:.2}", 100.0 * s.mean),
-            None => "—".into(),
-        };
+        let pct = percent;
         let loss = |s: &Option<Spread>| match s {
             Some(s) if s.n > 1 => format!("{:.4} ± {:.4}", s.mean, s.sd),
             Some(s) => format!("{:.4}", s.mean),
             None => "—".into(),
         };
+        let validated = self.arms.iter().any(|a| a.final_val_accuracy.is_some());
+        let val_header = if validated { " final val acc % |" } else { "" };
         let mut out = format!(
-            "| {} | final test acc % | best test acc % | final train loss | seeds | epochs |\n|---|---|---|---|---|---|\n",
-            self.experiment.name
+            "| {} |{val_header} final test acc % | best test acc % | final train loss | seeds | epochs |\n|---|{}---|---|---|---|---|\n",
+            self.experiment.name,
+            if validated { "---|" } else { "" }
         );
         for arm in &self.arms {
             let mut diverged = String::new();
@@ -502,8 +584,13 @@ impl Summary {
                     *m.entry(*e).or_default() += 1;
                     m
                 });
+            let val = if validated {
+                format!(" {} |", pct(&arm.final_val_accuracy))
+            } else {
+                String::new()
+            };
             out += &format!(
-                "| {}{} | {} | {} | {} | {} | {} |\n",
+                "| {}{} |{val} {} | {} | {} | {} | {} |\n",
                 arm.name,
                 diverged,
                 pct(&arm.final_test_accuracy),
@@ -534,6 +621,8 @@ mod tests {
             steps_per_epoch: 2,
             train_images: 16,
             test_images: 8,
+            val_images: 0,
+            processor: None,
             arms: None,
         }
     }
@@ -560,6 +649,8 @@ mod tests {
                 train_accuracy: 0.5,
                 test_loss: 1.0,
                 test_accuracy: accuracy,
+                val_loss: None,
+                val_accuracy: None,
                 wall_seconds: 1.0,
                 images_per_second: 1.0,
             })
@@ -630,6 +721,18 @@ mod tests {
         assert_eq!(paired_t_interval(&[]), None);
     }
 
+    #[test]
+    fn paired_p_value_matches_the_closed_form_for_two_degrees_of_freedom() {
+        // The same differences: t = mean / (sd/√3) = √7 exactly; with 2 df the t CDF is
+        // 1/2 + t/(2√(2 + t²)), so p = 1 − t/√(2 + t²) = 1 − √7/3.
+        let p = paired_t_p_value(&[0.01, 0.02, 0.04]).unwrap();
+        assert!((p - (1.0 - 7f64.sqrt() / 3.0)).abs() < 1e-9, "{p}");
+        assert_eq!(paired_t_p_value(&[-0.01, -0.02, -0.04]), Some(p));
+        assert_eq!(paired_t_p_value(&[0.03]), None);
+        assert_eq!(paired_t_p_value(&[0.02, 0.02]), Some(0.0));
+        assert_eq!(paired_t_p_value(&[0.0, 0.0]), Some(1.0));
+    }
+
     fn arm(name: &str, finals: &[(u64, u64, f64)], diverged: &[u64]) -> ArmSummary {
         ArmSummary {
             name: name.into(),
@@ -641,6 +744,7 @@ mod tests {
             final_test_accuracy_per_seed: finals.to_vec(),
             best_test_accuracy: None,
             final_train_loss: None,
+            final_val_accuracy: None,
             curves: Vec::new(),
             update_size: Vec::new(),
             matched_lr: Vec::new(),
@@ -661,6 +765,7 @@ mod tests {
                 // Seed 1 diverged, seed 2 stopped at epoch 1: only seed 0 pairs.
                 arm("AdaExp", &[(0, 2, 0.58), (1, 1, 0.1), (2, 1, 0.4)], &[1]),
             ],
+            computed_on: Vec::new(),
         };
         let d = summary.paired_differences("SGDM").unwrap();
         assert_eq!(d.len(), 2);

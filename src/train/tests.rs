@@ -48,6 +48,7 @@ fn spec(arms: Vec<ArmSpec>, epochs: u64) -> ExperimentSpec {
         dataset: Dataset::Cifar10,
         train_size: None,
         test_size: None,
+        val_size: None,
         subset_seed: 0,
         model: ModelSpec::SmallCnn,
         epochs,
@@ -61,16 +62,14 @@ fn spec(arms: Vec<ArmSpec>, epochs: u64) -> ExperimentSpec {
 fn arm(name: &str, optimizer: OptimizerSpec, lr: f64) -> ArmSpec {
     ArmSpec {
         name: name.into(),
+        family: None,
         optimizer,
         lr: LrSchedule::constant(lr).into(),
     }
 }
 
 fn data() -> Splits {
-    Splits {
-        train: synthetic(40, 1),
-        test: synthetic(20, 2),
-    }
+    Splits::new(synthetic(40, 1), synthetic(20, 2))
 }
 
 fn run(session: &mut Session) -> Vec<Record> {
@@ -133,6 +132,81 @@ fn identical_arms_see_identical_weights_and_batches() {
             other => panic!("records differ in kind: {other:?}"),
         }
     }
+}
+
+#[test]
+fn a_validation_split_is_evaluated_beside_the_test_set_and_changes_no_training() {
+    let sgdm = OptimizerSpec::Sgdm(SgdmSpec::default());
+    let records = |val: Option<ImageSet>| {
+        let data = Splits { val, ..data() };
+        without_timing(&run(&mut Session::new(
+            spec(vec![arm("a", sgdm.clone(), 0.05)], 2),
+            1,
+            data,
+            device(),
+        )
+        .unwrap()))
+    };
+    // The test images as the validation split: the same model on the same images.
+    let with = records(Some(data().test));
+    let epochs: Vec<&EpochRecord> = with
+        .iter()
+        .filter_map(|r| match r {
+            Record::Epoch(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(epochs.len(), 2);
+    for e in &epochs {
+        assert_eq!(
+            (e.val_loss, e.val_accuracy),
+            (Some(e.test_loss), Some(e.test_accuracy))
+        );
+    }
+    // Without one, the same records less the validation fields.
+    let without = records(None);
+    let stripped: Vec<Record> = with
+        .into_iter()
+        .map(|r| match r {
+            Record::Epoch(e) => Record::Epoch(EpochRecord {
+                val_loss: None,
+                val_accuracy: None,
+                ..e
+            }),
+            other => other,
+        })
+        .collect();
+    assert_eq!(stripped, without);
+}
+
+#[test]
+fn headers_and_records_written_before_validation_and_processor_still_read() {
+    // As written before `val_size`, `family`, `val_images` and `processor` existed.
+    let header = r#"{"type":"run","experiment":{"name":"e","dataset":"cifar10","subset_seed":0,"model":"small-cnn","epochs":1,"batch_size":8,"seeds":[0],"augment":true,"arms":[{"name":"SGDM","optimizer":{"kind":"sgdm","momentum":0.9,"nesterov":false},"lr":{"base":0.1,"decay":{"shape":"constant"}}}]},"seed":0,"backend":"cpu","steps_per_epoch":2,"train_images":16,"test_images":8}"#;
+    let Record::Run(info) = serde_json::from_str::<Record>(header).unwrap() else {
+        panic!("not a header");
+    };
+    assert_eq!((info.val_images, info.processor.as_deref()), (0, None));
+    assert_eq!(info.experiment.val_size, None);
+    assert_eq!(info.experiment.arms[0].family, None);
+    // Written back, it is the same line: no new field appears.
+    assert_eq!(serde_json::to_string(&Record::Run(info)).unwrap(), header);
+    let epoch = r#"{"type":"epoch","arm":"SGDM","epoch":1,"step":2,"train_loss":1.0,"train_accuracy":0.5,"test_loss":1.0,"test_accuracy":0.5,"wall_seconds":1.0,"images_per_second":1.0}"#;
+    let record: Record = serde_json::from_str(epoch).unwrap();
+    assert!(matches!(&record, Record::Epoch(e) if e.val_accuracy.is_none()));
+    assert_eq!(serde_json::to_string(&record).unwrap(), epoch);
+    // A header with the new fields reads them back.
+    let newer = header.replace(
+        r#""test_images":8}"#,
+        r#""test_images":8,"val_images":4,"processor":"AMD EPYC (x86-64-v3: AVX2, FMA)"}"#,
+    );
+    let Record::Run(info) = serde_json::from_str::<Record>(&newer).unwrap() else {
+        panic!("not a header");
+    };
+    assert_eq!(
+        (info.val_images, info.processor.as_deref()),
+        (4, Some("AMD EPYC (x86-64-v3: AVX2, FMA)"))
+    );
 }
 
 #[test]
@@ -270,6 +344,7 @@ fn an_arm_trains_the_same_alone_as_beside_the_others() {
         ),
         ArmSpec {
             name: "matched".into(),
+            family: None,
             optimizer: OptimizerSpec::Adam(AdamSpec::default()),
             lr: ArmLr::Matched {
                 match_update_of: "adaexp".into(),
@@ -307,6 +382,7 @@ fn a_shard_names_existing_arms_and_keeps_each_matched_arm_with_its_target() {
             arm("a", OptimizerSpec::Sgdm(SgdmSpec::default()), 0.05),
             ArmSpec {
                 name: "m".into(),
+                family: None,
                 optimizer: OptimizerSpec::Adam(AdamSpec::default()),
                 lr: ArmLr::Matched {
                     match_update_of: "a".into(),
@@ -386,18 +462,10 @@ fn data_the_model_cannot_take_is_refused() {
     let mut small = ImageSet::empty(tiny);
     small.images = vec![0; 2 * tiny.pixels()];
     small.labels = vec![0, 1];
-    let err = Session::new(
-        s(),
-        0,
-        Splits {
-            train: small.clone(),
-            test: small,
-        },
-        device(),
-    )
-    .err()
-    .unwrap()
-    .to_string();
+    let err = Session::new(s(), 0, Splits::new(small.clone(), small), device())
+        .err()
+        .unwrap()
+        .to_string();
     assert!(
         err.contains("4×4") && err.contains("small-cnn") && err.contains("8×8"),
         "{err}"
@@ -407,18 +475,10 @@ fn data_the_model_cannot_take_is_refused() {
     let mut other = synthetic(20, 2);
     other.shape.height = 16;
     other.shape.width = 4;
-    let err = Session::new(
-        s(),
-        0,
-        Splits {
-            train: synthetic(40, 1),
-            test: other,
-        },
-        device(),
-    )
-    .err()
-    .unwrap()
-    .to_string();
+    let err = Session::new(s(), 0, Splits::new(synthetic(40, 1), other), device())
+        .err()
+        .unwrap()
+        .to_string();
     assert!(
         err.contains("test images are 3×16×4") && err.contains("3×8×8"),
         "{err}"
@@ -464,6 +524,7 @@ fn every_step_records_its_update_size() {
 fn matched(name: &str, optimizer: OptimizerSpec, target: &str) -> ArmSpec {
     ArmSpec {
         name: name.into(),
+        family: None,
         optimizer,
         lr: ArmLr::Matched {
             match_update_of: target.into(),

@@ -238,7 +238,7 @@ impl Runner {
         }
         self.elapsed.set(self.clock.get_value().seconds());
         match update {
-            RunUpdate::Started { info } => self.info.set_value(Some(info)),
+            RunUpdate::Started { info } => self.info.set_value(Some(*info)),
             RunUpdate::Busy(activity) => self.activity.set(Some(activity)),
             RunUpdate::Records(new) => {
                 self.activity.set(None);

@@ -100,11 +100,7 @@ async fn train(worker: &Worker, run: u64, experiment: ExperimentSpec) -> Result<
         .borrow()
         .as_ref()
         .ok_or("no data is loaded")?
-        .subset(
-            experiment.train_size,
-            experiment.test_size,
-            experiment.subset_seed,
-        )?;
+        .subset(experiment.subset_sizes(), experiment.subset_seed)?;
     let seed = experiment.seeds[0];
     let mut session = Session::new(experiment, seed, subset, device).map_err(|e| e.to_string())?;
     let warming = Arc::new(AtomicBool::new(true));
@@ -112,7 +108,7 @@ async fn train(worker: &Worker, run: u64, experiment: ExperimentSpec) -> Result<
     tell(
         run,
         RunUpdate::Started {
-            info: session.run_info(&backend.name),
+            info: Box::new(session.run_info(&backend.name)),
         },
     );
     let mut outbox = Outbox {

@@ -2,7 +2,8 @@
 // training in the lab's worker, schedule slider + URL state, CPU fallback, a corrupt dropped file,
 // a mid-training screenshot, a browser export that `adaexp plot` accepts, arms locked during a
 // run with live p edits addressed to the right arm, and the page's responsiveness while it trains
-// (main-thread long tasks, a slider's redraw), plus the page's wasm linking no Burn. Ends with
+// (main-thread long tasks, a slider's redraw), the page's wasm linking no Burn, and adapters
+// without `timestamp-query` or with a device that is refused (CPU fallback, no panic). Ends with
 // `N passed, M failed` and exits non-zero when any check failed.
 //
 // Usage: node tests/browser/lab.mjs DIST_DIR ARTIFACT_DIR
@@ -310,6 +311,55 @@ await check('7. losing the GPU device mid-training stops the run with a message'
   expect(await page.evaluate(() => 1 + 1) === 2, 'the tab does not answer');
   await page.close();
 });
+// Browsers whose WebGPU lacks what Burn needs: the worker's script is served with a patch in
+// front of it that changes what its `navigator.gpu` answers, before the wasm asks.
+async function openPatchedWorker(browser, patch, log) {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  page.on('pageerror', e => log.push(`pageerror: ${e.message}`));
+  await page.route('**/lab-worker_loader.js', async route => {
+    const response = await route.fetch();
+    route.fulfill({ response, body: `(${patch})();\n${await response.text()}` });
+  });
+  await page.goto(base + `?${RUN}`);
+  await page.waitForFunction(() => {
+    const badge = document.querySelector('#backend');
+    return badge && !badge.textContent.includes('Looking');
+  }, null, { timeout: MINUTE });
+  return page;
+}
+function hideTimestampQuery() {
+  const requestAdapter = GPU.prototype.requestAdapter;
+  GPU.prototype.requestAdapter = async function (...args) {
+    const adapter = await requestAdapter.apply(this, args);
+    if (adapter) {
+      const features = new Set([...adapter.features].filter(f => f !== 'timestamp-query'));
+      Object.defineProperty(adapter, 'features', { value: features });
+    }
+    return adapter;
+  };
+}
+function refuseDevices() {
+  GPUAdapter.prototype.requestDevice = () =>
+    Promise.reject(new DOMException('refused by the browser test', 'OperationError'));
+}
+for (const [name, patch, says] of [
+  ['12. an adapter without `timestamp-query`: the CPU, a notice naming the feature, and training', hideTimestampQuery, /`timestamp-query`/],
+  ['13. a requestDevice that rejects: the CPU, a notice saying so, and training', refuseDevices, /refused to open a device \(refused by the browser test\)/],
+]) {
+  await check(name, async () => {
+    const log = [];
+    const page = await openPatchedWorker(gpu, patch, log);
+    const badge = await page.textContent('#backend');
+    expect(badge.startsWith('CPU'), `badge says "${badge}"`);
+    const notice = await page.textContent('#cpu-notice');
+    expect(says.test(notice), `the notice does not say why: "${notice}"`);
+    await startAndWaitForLoss(page, Date.now());
+    expect(await page.textContent('#fatal') === '', `the page shows a fatal error: ${await page.textContent('#fatal')}`);
+    expect(log.length === 0, `page errors: ${log.join('; ')}`);
+    facts.push(`${name.split('.')[0]}: "${notice.slice(0, 160)}"`);
+    await page.close();
+  });
+}
 await gpu.close();
 
 const cpu = await launch(false);
