@@ -529,9 +529,30 @@ impl LabSettings {
         }
     }
 
-    /// Optimizer steps in one epoch.
-    pub fn steps_per_epoch(&self) -> u64 {
-        self.train_size.div_ceil(self.batch_size.max(1)) as u64
+    /// The training images a run trains on when `loaded` are loaded (`None`: not known yet):
+    /// the worker's session takes a class-balanced subset of what it has, and a subset of a
+    /// smaller set is all of it.
+    pub fn train_images_on(&self, loaded: Option<usize>) -> usize {
+        loaded.map_or(self.train_size, |n| n.min(self.train_size))
+    }
+
+    /// Optimizer steps in one epoch of a run on `loaded` training images. A running run's own
+    /// count is in its header (`RunInfo::steps_per_epoch`).
+    pub fn steps_per_epoch_on(&self, loaded: Option<usize>) -> u64 {
+        self.train_images_on(loaded)
+            .div_ceil(self.batch_size.max(1)) as u64
+    }
+
+    /// What to tell the visitor when the settings ask for more training images than are loaded.
+    pub fn subset_note(&self, loaded: usize) -> Option<String> {
+        (loaded < self.train_size).then(|| {
+            format!(
+                "The settings ask for {} training images; {loaded} are loaded, so a run trains on \
+                 those {loaded} ({} steps per epoch). Load a larger set to train on more.",
+                self.train_size,
+                self.steps_per_epoch_on(Some(loaded))
+            )
+        })
     }
 }
 
@@ -595,7 +616,23 @@ mod tests {
         let settings = LabSettings::default();
         settings.experiment().validate().unwrap();
         assert_eq!(settings.experiment().arms.len(), 4);
-        assert_eq!(settings.steps_per_epoch(), 79); // ⌈5000 / 64⌉
+        assert_eq!(settings.steps_per_epoch_on(None), 79); // ⌈5000 / 64⌉
+    }
+
+    #[test]
+    fn steps_per_epoch_count_the_images_loaded_not_those_asked_for() {
+        // The served subset holds 5,000 training images; ?train=10000 asks for twice that.
+        let (settings, _) = LabSettings::from_query("?train=10000");
+        assert_eq!(settings.train_size, 10_000);
+        assert_eq!(settings.steps_per_epoch_on(None), 157); // ⌈10000 / 64⌉, before loading
+        assert_eq!(settings.steps_per_epoch_on(Some(5000)), 79); // ⌈5000 / 64⌉
+        assert_eq!(settings.steps_per_epoch_on(Some(20_000)), 157);
+        let note = settings.subset_note(5000).unwrap();
+        assert!(
+            note.contains("ask for 10000") && note.contains("trains on those 5000 (79 steps"),
+            "{note}"
+        );
+        assert_eq!(settings.subset_note(10_000), None);
     }
 
     /// The page's default panel must show what the exponent does: every default arm gets well

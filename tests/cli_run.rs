@@ -481,6 +481,21 @@ lr = { match_update_of = "SGDM" }
     for ext in ["png", "svg"] {
         assert!(res.join(format!("lr_sensitivity.{ext}")).is_file());
     }
+    // The curve figures draw the chosen arm of each family, not every rate.
+    let curves = std::fs::read_to_string(res.join("test_accuracy.svg")).unwrap();
+    let other = if chosen == "5e-2" { "1e-2" } else { "5e-2" };
+    assert!(curves.contains(&format!("SGDM @ lr {chosen}")), "{curves}");
+    assert!(!curves.contains(&format!("SGDM @ lr {other}")));
+    assert!(curves.contains("chosen rates"));
+    // A family as the reference: its chosen arm is the per-arm tables' reference too.
+    let by_family = ok(&adaexp(
+        &["plot", "res", "--out", "by-family", "--reference", "SGDM"],
+        dir.path(),
+    ));
+    assert!(
+        by_family.contains(&format!("| final test acc − SGDM @ lr {chosen} (pp) |")),
+        "{by_family}"
+    );
 
     // One grid member with its control, as a shard: the same records as beside the others.
     ok(&run_on_cpu(

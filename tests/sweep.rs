@@ -72,6 +72,37 @@ fn an_arm_run_alone_writes_its_records_of_the_full_run_and_shards_merge() {
 }
 
 #[test]
+fn a_local_sweep_passes_arm_names_that_hold_commas() {
+    let dir = tiny_cifar_dir(1);
+    let cwd = dir.path();
+    let text = std::fs::read_to_string(cwd.join("tiny.toml"))
+        .unwrap()
+        .replace("name = \"SGDM\"", "name = \"SGDM, lr 0.05\"");
+    assert!(text.contains("SGDM, lr 0.05"), "{text}");
+    std::fs::write(cwd.join("comma.toml"), text).unwrap();
+    ok(&adaexp(
+        &[
+            "sweep",
+            "comma.toml",
+            "--engine",
+            "local",
+            "--backend",
+            "cpu",
+            "--out",
+            "s",
+            "--data",
+            "cifar",
+        ],
+        cwd,
+    ));
+    let status = ok(&adaexp(&["sweep", "status", "s"], cwd));
+    assert!(status.contains("2 of 2 shards finished"), "{status}");
+    assert!(status.contains("| SGDM, lr 0.05 | finished |"), "{status}");
+    assert!(status.contains("measured: "), "{status}");
+    assert!(status.contains("0 arm-epochs to go"), "{status}");
+}
+
+#[test]
 fn a_matched_arm_needs_its_target_in_the_shard() {
     let dir = tiny_cifar_dir(1);
     let cwd = dir.path();
@@ -103,7 +134,10 @@ fn a_matched_arm_needs_its_target_in_the_shard() {
         cwd,
     ));
     assert!(script.contains("--array=0-1\n"), "{script}");
-    assert!(script.contains("'--arms' 'AdaExp,Matched'"), "{script}");
+    assert!(
+        script.contains("'--arms' 'AdaExp' '--arms' 'Matched'"),
+        "{script}"
+    );
 }
 
 #[test]

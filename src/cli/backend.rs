@@ -121,10 +121,28 @@ fn cpu_model(cpuinfo: &str) -> Option<&str> {
         })
 }
 
-/// The widest SIMD level Burn's CPU kernels dispatch to here: its element-wise kernels
-/// (macerator) pick x86-64-v4, v3 or v2 by the features below, its matrix products (gemm)
-/// FMA or scalar code.
-fn simd_level() -> &'static str {
+/// The SIMD level Burn's CPU kernels compute with here. Its element-wise kernels (macerator,
+/// with the `cpu-simd` feature) pick x86-64-v4, v3 or v2 by the features below; without that
+/// feature they are plain code for the build's target. Its matrix products (gemm) pick FMA or
+/// scalar code either way.
+fn simd_level() -> String {
+    let elementwise = simd_dispatch();
+    if cfg!(feature = "cpu-simd") {
+        return elementwise.to_owned();
+    }
+    #[cfg(target_arch = "x86_64")]
+    let products = if std::arch::is_x86_feature_detected!("fma") {
+        "matrix products AVX2, FMA"
+    } else {
+        "matrix products scalar"
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let products = "matrix products as gemm picks";
+    format!("element-wise kernels without SIMD dispatch (built without `cpu-simd`); {products}")
+}
+
+/// The level macerator's run-time dispatch picks on this processor.
+fn simd_dispatch() -> &'static str {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::is_x86_feature_detected as has;
@@ -169,7 +187,9 @@ mod tests {
         assert_eq!(cpu_model(""), None);
         let here = processor();
         assert!(here.ends_with(&format!("({})", simd_level())), "{here}");
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", feature = "cpu-simd"))]
         assert!(here.contains("x86-64"), "{here}");
+        #[cfg(not(feature = "cpu-simd"))]
+        assert!(here.contains("built without `cpu-simd`"), "{here}");
     }
 }

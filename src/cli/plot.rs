@@ -122,11 +122,20 @@ pub fn report(
     reference: Option<&str>,
     notes: &str,
 ) -> anyhow::Result<()> {
-    let arm_reference = reference.unwrap_or(&summary.arms[0].name);
+    let selection = Selection::of(summary);
+    // A family's name stands for the arm chosen in it.
+    let arm_reference = match reference {
+        None => summary.arms[0].name.as_str(),
+        Some(name) if summary.arms.iter().any(|a| a.name == name) => name,
+        Some(name) => selection
+            .as_ref()
+            .and_then(|s| s.selected(name))
+            .unwrap_or(name),
+    };
     let paired = summary
         .paired_markdown(arm_reference)
         .map_err(|e| anyhow::anyhow!("--reference: {e}"))?;
-    let tuned = match Selection::of(summary) {
+    let tuned = match selection {
         Some(selection) => {
             // The reference names a family, or an arm of one.
             let family = match reference {
@@ -288,27 +297,50 @@ pub fn plot_runs(runs: &[Run], out: &Path) -> anyhow::Result<Vec<(String, Summar
             String::new()
         };
         let steps_per_epoch = group[0].info.steps_per_epoch;
+        let grids = Selection::of(&summary)
+            .filter(|selection| selection.families.iter().any(|f| f.points.len() > 1));
+        // The curves of a tuned study are read at the chosen rates, one arm per family: thirty
+        // curves in one figure would not be read at all.
+        let shown = match &grids {
+            Some(selection) => chosen_arms_only(&summary, selection),
+            None => summary.clone(),
+        };
         for ext in ["png", "svg"] {
             let path = |what: &str| out.join(format!("{prefix}{what}.{ext}"));
-            curve_figure(&summary, &path("train_loss"), "training loss", |e| {
+            curve_figure(&shown, &path("train_loss"), "training loss", |e| {
                 &e.train_loss
             })?;
-            curve_figure(&summary, &path("test_accuracy"), "test accuracy", |e| {
+            curve_figure(&shown, &path("test_accuracy"), "test accuracy", |e| {
                 &e.test_accuracy
             })?;
-            schedule_figure(&summary, steps_per_epoch, &path("schedules"))?;
-            if summary.arms.iter().any(|a| !a.update_size.is_empty()) {
-                update_size_figure(&summary, &path("update_size"))?;
+            schedule_figure(&shown, steps_per_epoch, &path("schedules"))?;
+            if shown.arms.iter().any(|a| !a.update_size.is_empty()) {
+                update_size_figure(&shown, &path("update_size"))?;
             }
-            if let Some(selection) = Selection::of(&summary)
-                && selection.families.iter().any(|f| f.points.len() > 1)
-            {
-                lr_sensitivity_figure(&summary, &selection, &path("lr_sensitivity"))?;
+            if let Some(selection) = &grids {
+                lr_sensitivity_figure(&summary, selection, &path("lr_sensitivity"))?;
             }
         }
         summaries.push((prefix, summary));
     }
     Ok(summaries)
+}
+
+/// `summary` with only each family's chosen arm (and a caption that says so).
+fn chosen_arms_only(summary: &Summary, selection: &Selection) -> Summary {
+    let chosen: Vec<&str> = selection
+        .families
+        .iter()
+        .filter_map(|f| f.selected.as_deref())
+        .collect();
+    let mut shown = summary.clone();
+    shown.arms.retain(|a| chosen.contains(&a.name.as_str()));
+    shown
+        .experiment
+        .arms
+        .retain(|a| chosen.contains(&a.name.as_str()));
+    shown.experiment.name = format!("{}, chosen rates", summary.experiment.name);
+    shown
 }
 
 /// Renders into a PNG or SVG file by extension, written atomically.
@@ -518,7 +550,7 @@ fn draw_lr_panel<DB: DrawingBackend>(
                     .flatten()
             });
             (
-                arm_index(summary, &f.family),
+                family_index(summary, &f.family),
                 f.family.as_str(),
                 points,
                 chosen,
@@ -575,15 +607,17 @@ fn draw_lr_panel<DB: DrawingBackend>(
     Ok(())
 }
 
-/// The colour index of a family: the position of its first arm, so that it keeps its
-/// colour in every figure.
-fn arm_index(summary: &Summary, family: &str) -> usize {
-    summary
-        .experiment
-        .arms
-        .iter()
-        .position(|a| a.family() == family)
-        .unwrap_or(0)
+/// The colour index of a family: its position among the experiment's families, so that no two
+/// families of one figure share a colour (up to eight). Its first arm's position would not do:
+/// grids of four rates put SGDM's and the third family's first arms eight apart.
+fn family_index(summary: &Summary, family: &str) -> usize {
+    let mut families: Vec<&str> = Vec::new();
+    for arm in &summary.experiment.arms {
+        if !families.contains(&arm.family()) {
+            families.push(arm.family());
+        }
+    }
+    families.iter().position(|f| *f == family).unwrap_or(0)
 }
 
 fn schedule_figure(summary: &Summary, steps_per_epoch: u64, path: &Path) -> anyhow::Result<()> {
@@ -678,4 +712,29 @@ fn draw_schedules<DB: DrawingBackend>(
         legend(&mut chart).map_err(fail)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_family_of_a_tuned_study_gets_a_colour_of_its_own() {
+        let summary = Summary {
+            experiment: super::super::experiment::load(None, Some("fashion-tuned")).unwrap(),
+            arms: Vec::new(),
+            computed_on: Vec::new(),
+        };
+        let families = [
+            "SGDM",
+            "Adam (p = 0.5)",
+            "Adam, lr linear → 0",
+            "AdaExp 0.5 → 0",
+            "Padam (p = 1/8)",
+            "Adam matched to AdaExp 0.5 → 0",
+            "AdaExp matched to Adam, lr linear → 0",
+        ];
+        let indices: Vec<usize> = families.iter().map(|f| family_index(&summary, f)).collect();
+        assert_eq!(indices, [0, 1, 2, 3, 4, 5, 6]);
+    }
 }

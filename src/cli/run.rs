@@ -36,8 +36,8 @@ pub struct RunArgs {
     seeds: Option<Vec<u64>>,
     /// Train only these arms (a shard of the experiment; results go to seed-S.ARMS.jsonl). An
     /// arm's records are the same alone as beside the others; an arm matched to another's
-    /// update size needs that arm too.
-    #[arg(long, value_name = "NAME[,NAME…]", value_delimiter = ',')]
+    /// update size needs that arm too. Repeat the flag for a name with a comma in it.
+    #[arg(long, value_name = "NAME[,NAME…]")]
     arms: Option<Vec<String>>,
     /// Epochs [default: the experiment's].
     #[arg(long, value_name = "N")]
@@ -51,6 +51,21 @@ pub struct RunArgs {
     /// Skip the plots at the end.
     #[arg(long)]
     no_plot: bool,
+}
+
+/// The arms `--arms` names: each value is one arm's whole name when the experiment has an arm
+/// so named (names such as "Adam, lr linear → 0" hold commas), else a comma-separated list.
+pub(super) fn arm_names(spec: &ExperimentSpec, values: &[String]) -> Vec<String> {
+    values
+        .iter()
+        .flat_map(|value| {
+            if spec.arms.iter().any(|a| &a.name == value) {
+                vec![value.clone()]
+            } else {
+                value.split(',').map(|n| n.trim().to_owned()).collect()
+            }
+        })
+        .collect()
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -74,7 +89,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let shard = args
         .arms
         .as_ref()
-        .map(|names| spec.select_arms(names).map_err(flagged))
+        .map(|values| spec.select_arms(&arm_names(&spec, values)).map_err(flagged))
         .transpose()?
         .map(|selected| {
             selected
@@ -317,13 +332,33 @@ fn say(bar: &ProgressBar, line: &str) {
     }
 }
 
-/// The file name stem of a seed's results: `seed-S`, or `seed-S.ARMS` for a shard.
+/// The longest `seed-S.ARMS` stem written out in full: file systems refuse names over 255
+/// bytes, and the stem gets suffixes (`.checkpoint.tmp`).
+const MAX_STEM_BYTES: usize = 160;
+
+/// The file name stem of a seed's results: `seed-S`, or `seed-S.ARMS` for a shard. A shard of
+/// so many arms that its names would make too long a file name is `seed-S.N-arms-HASH`
+/// instead, HASH naming that set of arms (SHA-256 of the names, 12 hex digits).
 pub fn file_stem(seed: u64, shard: Option<&[String]>) -> String {
     match shard {
         None => format!("seed-{seed}"),
         Some(arms) => {
             let slugs: Vec<String> = arms.iter().map(|a| slug(a)).collect();
-            format!("seed-{seed}.{}", slugs.join("+"))
+            let full = format!("seed-{seed}.{}", slugs.join("+"));
+            if full.len() <= MAX_STEM_BYTES {
+                return full;
+            }
+            use sha2::{Digest, Sha256};
+            let mut hash = Sha256::new();
+            for arm in arms {
+                hash.update(arm.as_bytes());
+                hash.update([0]);
+            }
+            let hex: String = hash.finalize()[..6]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            format!("seed-{seed}.{}-arms-{hex}", arms.len())
         }
     }
 }
@@ -519,4 +554,44 @@ fn run_seed(
     writer.sync()?;
     bar.finish_and_clear();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shard_of_many_arms_gets_a_short_file_name_of_its_own() {
+        let spec = experiment::load(None, Some("fashion-tuned")).unwrap();
+        let names: Vec<String> = spec.arms.iter().map(|a| a.name.clone()).collect();
+        assert_eq!(
+            file_stem(0, Some(&names[..2])),
+            "seed-0.sgdm-lr-1e-2+sgdm-lr-3e-2"
+        );
+        let all = file_stem(3, Some(&names));
+        assert!(
+            all.starts_with("seed-3.30-arms-") && all.len() == 27,
+            "{all}"
+        );
+        assert_eq!(file_stem(3, Some(&names)), all);
+        let others = file_stem(3, Some(&names[1..]));
+        assert!(others.starts_with("seed-3.29-arms-") && others[15..] != all[15..]);
+        for n in 0..=names.len() {
+            assert!(file_stem(0, Some(&names[..n])).len() <= MAX_STEM_BYTES);
+        }
+    }
+
+    #[test]
+    fn arm_names_keep_commas_inside_a_name_and_split_lists() {
+        let spec = experiment::load(None, Some("fashion-study")).unwrap();
+        let names = arm_names(
+            &spec,
+            &[
+                "Adam, lr linear → 0".to_owned(),
+                "SGDM, Adam (p = 0.5)".to_owned(),
+            ],
+        );
+        assert_eq!(names, ["Adam, lr linear → 0", "SGDM", "Adam (p = 0.5)"]);
+        spec.select_arms(&names).unwrap();
+    }
 }

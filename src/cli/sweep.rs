@@ -302,9 +302,10 @@ fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
 /// The `adaexp run` arguments of a shard (after `run EXPERIMENT`).
 fn shard_args(shard: &Shard) -> Vec<String> {
     let mut args = vec!["--seeds".to_owned(), shard.seed.to_string()];
-    if let Some(arms) = &shard.arms {
+    // One flag per arm: `run` takes each value as a whole name first, so commas in names pass.
+    for arm in shard.arms.iter().flatten() {
         args.push("--arms".into());
-        args.push(arms.join(","));
+        args.push(arm.clone());
     }
     args
 }
@@ -451,12 +452,6 @@ fn submit(args: SubmitArgs) -> anyhow::Result<()> {
     }
     spec.validate()
         .map_err(|e| anyhow::anyhow!("{}: {}", e.field, e.message))?;
-    if let Some(arm) = spec.arms.iter().find(|a| a.name.contains(',')) {
-        bail!(
-            "arm '{}': a name with a comma cannot be passed to `run --arms`; rename it",
-            arm.name
-        );
-    }
     let dir = absolute(args.out.as_deref().expect("required"))?;
     let shards = shards(&spec, args.shard);
     let data_path = args
@@ -475,10 +470,12 @@ fn submit(args: SubmitArgs) -> anyhow::Result<()> {
             Engine::Slurm => print!("{}", array_script(&args, &spec, &dir, &shards, &task)),
             Engine::Local => {
                 for shard in &shards {
+                    let args: Vec<String> =
+                        task.args(&dir, shard).iter().map(|a| quote(a)).collect();
                     println!(
                         "{} {}",
-                        task.exe.display(),
-                        task.args(&dir, shard).join(" ")
+                        quote(&task.exe.display().to_string()),
+                        args.join(" ")
                     );
                 }
             }
@@ -662,7 +659,7 @@ fn run_local(dir: &Path, manifest: &Manifest, task: &Task) -> anyhow::Result<()>
     let mut failed = Vec::new();
     for (i, shard) in manifest.shards.iter().enumerate() {
         let shard_dir = dir.join(&shard.dir);
-        if progress(&shard_dir, shard, manifest.epochs)?.finished {
+        if progress(&shard_dir, shard, manifest.epochs, 0)?.finished {
             println!(
                 "shard {i} (seed {}, {}): finished already",
                 shard.seed,
@@ -719,20 +716,88 @@ struct Progress {
     steps: u64,
     finished: bool,
     has_results: bool,
+    /// What the finished epochs cost: for the time-left estimate.
+    cost: Cost,
 }
 
-fn progress(shard_dir: &Path, shard: &Shard, epochs: u64) -> anyhow::Result<Progress> {
+/// Finished epochs and what they took, summed over shards for `sweep status`'s estimate.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Cost {
+    /// Epochs finished, summed over the arms that trained them.
+    arm_epochs: u64,
+    /// Arm-epochs still to train (an arm that stopped early has none left).
+    arm_epochs_left: u64,
+    /// Wall time of the finished epochs (each counted once: an epoch trains all its arms).
+    seconds: f64,
+    /// Training images/s per arm, summed over the finished arm-epochs (for the mean).
+    images_per_second_sum: f64,
+}
+
+impl std::ops::AddAssign for Cost {
+    fn add_assign(&mut self, other: Cost) {
+        self.arm_epochs += other.arm_epochs;
+        self.arm_epochs_left += other.arm_epochs_left;
+        self.seconds += other.seconds;
+        self.images_per_second_sum += other.images_per_second_sum;
+    }
+}
+
+impl Cost {
+    /// What is left at the rate measured so far, in words; `None` before any epoch finished.
+    fn estimate(&self, engine: Engine) -> Option<String> {
+        if self.arm_epochs == 0 || self.seconds <= 0.0 {
+            return None;
+        }
+        let per_arm_epoch = self.seconds / self.arm_epochs as f64;
+        let hours_left = per_arm_epoch * self.arm_epochs_left as f64 / 3600.0;
+        let images_per_second = self.images_per_second_sum / self.arm_epochs as f64;
+        let left = match engine {
+            Engine::Local => format!("about {hours_left:.1} hours left, one shard at a time"),
+            Engine::Slurm => format!(
+                "about {hours_left:.1} device-hours left (divide by the tasks that run at once)"
+            ),
+        };
+        Some(format!(
+            "measured: {per_arm_epoch:.0} s per arm-epoch over {} finished arm-epochs, training at {images_per_second:.0} images/s per arm; {} arm-epochs to go: {left}. (`--images-per-second {images_per_second:.0}` sizes a larger sweep of this model and batch on this kind of node.)",
+            self.arm_epochs, self.arm_epochs_left
+        ))
+    }
+}
+
+/// `arms`: how many arms the shard trains (for the arm-epochs left before it starts).
+fn progress(shard_dir: &Path, shard: &Shard, epochs: u64, arms: usize) -> anyhow::Result<Progress> {
+    let not_started = Progress {
+        cost: Cost {
+            arm_epochs_left: arms as u64 * epochs,
+            ..Cost::default()
+        },
+        ..Progress::default()
+    };
     let file = shard_dir.join(format!(
         "{}.jsonl",
         file_stem(shard.seed, shard.arms.as_deref())
     ));
     if !file.is_file() {
-        return Ok(Progress::default());
+        return Ok(not_started);
     }
     let records = results::read_records(&file)?;
     let Some(run) = Run::split(records).into_iter().next() else {
-        return Ok(Progress::default());
+        return Ok(not_started);
     };
+    let mut cost = Cost::default();
+    let mut epoch_seconds = std::collections::BTreeMap::new();
+    for arm in run.info.trained_arms() {
+        let done = run.epochs(arm);
+        cost.arm_epochs += done.len() as u64;
+        if !(run.diverged(arm) || run.stopped(arm)) {
+            cost.arm_epochs_left += epochs.saturating_sub(done.len() as u64);
+        }
+        for epoch in done {
+            cost.images_per_second_sum += epoch.images_per_second;
+            epoch_seconds.insert(epoch.epoch, epoch.wall_seconds);
+        }
+    }
+    cost.seconds = epoch_seconds.values().sum();
     let per_arm: Vec<(u64, bool)> = run
         .info
         .trained_arms()
@@ -759,6 +824,7 @@ fn progress(shard_dir: &Path, shard: &Shard, epochs: u64) -> anyhow::Result<Prog
         finished: !per_arm.is_empty()
             && per_arm.iter().all(|(e, stopped)| *e >= epochs || *stopped),
         has_results: true,
+        cost,
     })
 }
 
@@ -815,6 +881,7 @@ pub struct ShardState {
     pub state: String,
     pub epochs: String,
     pub finished: bool,
+    cost: Cost,
 }
 
 pub fn shard_states(dir: &Path) -> anyhow::Result<(Manifest, Vec<ShardState>)> {
@@ -823,10 +890,14 @@ pub fn shard_states(dir: &Path) -> anyhow::Result<(Manifest, Vec<ShardState>)> {
         (Engine::Slurm, Some(job)) => slurm_states(&job.array_job),
         _ => Default::default(),
     };
+    let all_arms = experiment::load(Some(&dir.join(EXPERIMENT)), None)?
+        .arms
+        .len();
     let mut rows = Vec::new();
     for (index, shard) in manifest.shards.iter().enumerate() {
         let shard_dir = dir.join(&shard.dir);
-        let progress = progress(&shard_dir, shard, manifest.epochs)?;
+        let arms = shard.arms.as_ref().map_or(all_arms, Vec::len);
+        let progress = progress(&shard_dir, shard, manifest.epochs, arms)?;
         let exit = std::fs::read_to_string(shard_dir.join(EXIT_CODE))
             .ok()
             .and_then(|t| t.trim().parse::<i32>().ok());
@@ -863,6 +934,7 @@ pub fn shard_states(dir: &Path) -> anyhow::Result<(Manifest, Vec<ShardState>)> {
             state,
             epochs,
             finished: progress.finished,
+            cost: progress.cost,
         });
     }
     Ok((manifest, rows))
@@ -898,6 +970,13 @@ fn status(dir: &Path) -> anyhow::Result<()> {
         rows.len()
     );
     print!("{}", states_markdown(&rows));
+    let mut cost = Cost::default();
+    for row in &rows {
+        cost += row.cost;
+    }
+    if let Some(estimate) = cost.estimate(manifest.engine) {
+        println!("\n{estimate}");
+    }
     Ok(())
 }
 
@@ -938,6 +1017,61 @@ mod tests {
         );
         assert!(size_of_sweep(&spec, &shards, None).contains("--images-per-second"));
         assert!(positive_rate("0").is_err() && positive_rate("x").is_err());
+    }
+
+    #[test]
+    fn every_preset_shards_into_run_arguments_that_name_its_arms() {
+        for (name, _) in experiment::PRESETS {
+            let spec = experiment::load(None, Some(name)).unwrap();
+            for shard in shards(&spec, ShardBy::Arm) {
+                let args = shard_args(&shard);
+                let passed: Vec<String> = args
+                    .chunks(2)
+                    .filter(|pair| pair[0] == "--arms")
+                    .map(|pair| pair[1].clone())
+                    .collect();
+                let Some(arms) = &shard.arms else {
+                    panic!("{name}: sharded by arm");
+                };
+                // What `run` makes of them: the shard's arms, names with commas included.
+                let named = super::super::run::arm_names(&spec, &passed);
+                assert_eq!(&named, arms, "{name}");
+                spec.select_arms(&named).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn the_time_left_comes_from_the_epochs_finished_so_far() {
+        assert_eq!(Cost::default().estimate(Engine::Local), None);
+        // Two shards: one of 2 arms with 1 of 2 epochs done (3,600 s), one not started
+        // (2 arms × 2 epochs).
+        let mut cost = Cost {
+            arm_epochs: 2,
+            arm_epochs_left: 2,
+            seconds: 3600.0,
+            images_per_second_sum: 2.0 * 480.0,
+        };
+        cost += Cost {
+            arm_epochs_left: 4,
+            ..Cost::default()
+        };
+        // 3,600 s / 2 arm-epochs = 1,800 s each; 6 left × 1,800 s = 3 hours.
+        let local = cost.estimate(Engine::Local).unwrap();
+        assert!(
+            local.contains("1800 s per arm-epoch over 2 finished"),
+            "{local}"
+        );
+        assert!(
+            local.contains("6 arm-epochs to go: about 3.0 hours left"),
+            "{local}"
+        );
+        assert!(local.contains("480 images/s per arm"), "{local}");
+        assert!(
+            cost.estimate(Engine::Slurm)
+                .unwrap()
+                .contains("about 3.0 device-hours left")
+        );
     }
 
     #[test]

@@ -274,13 +274,18 @@ impl Selection {
         }
         let comparisons = self.compare(summary, reference)?;
         let p = |v: Option<f64>| v.map_or("—".to_owned(), |p| format!("{p:.3}"));
+        let reading = match comparisons.len() {
+            0 => String::new(),
+            1 => "The interval is a 95 % paired-t interval.".to_owned(),
+            n => format!(
+                "Each interval is a 95 % paired-t interval on its own (unadjusted); with {n} \
+                 comparisons against one reference, read them with the Holm-adjusted p-values, \
+                 which hold the chance of any false difference at 5 %."
+            ),
+        };
         out += &format!(
-            "\n## At the chosen rates: final test accuracy against {reference}\n\n\
-             Each interval is a 95 % paired-t interval on its own (unadjusted); with {} \
-             comparisons against one reference, read them with the Holm-adjusted p-values, \
-             which hold the chance of any false difference at 5 %.\n\n\
-             | family | chosen arm | final test acc % | − {reference} (pp) | 95 % CI (unadjusted) | p | Holm p | seeds |\n|---|---|---|---|---|---|---|---|\n",
-            comparisons.len()
+            "\n## At the chosen rates: final test accuracy against {reference}\n\n{reading}\n\n\
+             | family | chosen arm | final test acc % | − {reference} (pp) | 95 % CI (unadjusted) | p | Holm p | seeds |\n|---|---|---|---|---|---|---|---|\n"
         );
         let test_of = |arm: &str| {
             summary

@@ -48,6 +48,8 @@ pub fn App() -> impl IntoView {
     let backend = RwSignal::new(None::<BackendInfo>);
     let data = RwSignal::new(None::<DataStatus>);
     let data_usable = RwSignal::new(false);
+    // The training images of the last set loaded (still in use when a later file is refused).
+    let loaded_train = RwSignal::new(None::<usize>);
     let fatal = RwSignal::new(None::<String>);
     let runner = Runner::new();
 
@@ -60,6 +62,9 @@ pub fn App() -> impl IntoView {
             backend.set(Some(info));
         }
         Event::Data(status) => {
+            if let DataStatus::Loaded { train, .. } = &status {
+                loaded_train.set(Some(*train));
+            }
             if status.usable() {
                 data_usable.set(true);
             } else if !matches!(status, DataStatus::Reading) {
@@ -107,7 +112,14 @@ pub fn App() -> impl IntoView {
         if runner.resume() {
             return;
         }
-        settings.with_untracked(|s| runner.start(s, schedules.get_untracked()));
+        settings.with_untracked(|s| {
+            runner.start(s, schedules.get_untracked(), loaded_train.get_untracked())
+        });
+    };
+    let subset_note = move || {
+        loaded_train
+            .get()
+            .and_then(|n| settings.with(|s| s.subset_note(n)))
     };
     let copy_link = move |_| {
         if let Ok(href) = window().location().href() {
@@ -164,6 +176,10 @@ pub fn App() -> impl IntoView {
                         || "Loading the CIFAR-10 subset…".to_owned(),
                         DataStatus::describe,
                     ))}</p>
+                    <p id="subset-note" class="notice"
+                        hidden=move || subset_note().is_none()>
+                        {move || subset_note().unwrap_or_default()}
+                    </p>
                     <input id="file-input" type="file" multiple accept=".bin,.gz,.tgz"
                         on:change=move |ev| {
                             let input: web_sys::HtmlInputElement = event_target(&ev);
@@ -174,7 +190,7 @@ pub fn App() -> impl IntoView {
                 </div>
             </section>
             <section class="charts">
-                <div id="preview"><SchedulePreview settings=settings runner=runner /></div>
+                <div id="preview"><SchedulePreview settings=settings runner=runner loaded=loaded_train.into() /></div>
                 <div id="trajectories">
                     <Trajectories settings=settings />
                     <p class="note">{move || settings.with(|s| format!(

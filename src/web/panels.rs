@@ -61,13 +61,21 @@ where
 }
 
 #[component]
-pub fn SchedulePreview(settings: RwSignal<LabSettings>, runner: Runner) -> impl IntoView {
+pub fn SchedulePreview(
+    settings: RwSignal<LabSettings>,
+    runner: Runner,
+    /// The training images the worker holds.
+    loaded: Signal<Option<usize>>,
+) -> impl IntoView {
     let (run, records) = (runner.view, runner.records);
     // Schedule preview: p(t) per adaptive arm (planned, solid), and what the run used so far
     // (dashed), drawn with the CLI's convention (`step_position`).
     move || {
         let s = settings.get();
-        let spe = s.steps_per_epoch().max(1);
+        let spe = runner
+            .running_steps_per_epoch()
+            .unwrap_or_else(|| s.steps_per_epoch_on(loaded.get()))
+            .max(1);
         let total = s.epochs * spe;
         let mut p_series = Vec::new();
         let mut lr_series = Vec::new();

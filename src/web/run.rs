@@ -121,6 +121,12 @@ impl Runner {
         });
     }
 
+    /// Steps per epoch of the run going on, as its header counts them (`None` between runs).
+    pub fn running_steps_per_epoch(&self) -> Option<u64> {
+        (self.arms_locked() && self.info.with_value(Option::is_some))
+            .then(|| self.view.with(|v| v.steps_per_epoch))
+    }
+
     /// During a run the set of arms is fixed: their weights and records started together.
     pub fn arms_locked(&self) -> bool {
         self.state.with(RunState::in_run)
@@ -131,9 +137,9 @@ impl Runner {
         self.state.with_untracked(RunState::in_run)
     }
 
-    /// Trains `settings`' experiment from scratch; `schedules` are the arms' exponent schedules
-    /// now (later edits follow through `edit_schedules`).
-    pub fn start(self, settings: &LabSettings, schedules: Schedules) {
+    /// Trains `settings`' experiment from scratch on the `loaded` training images; `schedules`
+    /// are the arms' exponent schedules now (later edits follow through `edit_schedules`).
+    pub fn start(self, settings: &LabSettings, schedules: Schedules, loaded: Option<usize>) {
         let run = self.run.get_value() + 1;
         self.run.set_value(run);
         self.records.set(Vec::new());
@@ -147,7 +153,8 @@ impl Runner {
                 .map(|a| (a.kind, a.kind.name().to_owned()))
                 .collect(),
             epochs: settings.epochs,
-            steps_per_epoch: settings.steps_per_epoch(),
+            // Until the run's header says how many it counts.
+            steps_per_epoch: settings.steps_per_epoch_on(loaded),
         });
         self.sent.set_value(schedules);
         self.clock.set_value(Clock::default());
@@ -238,7 +245,12 @@ impl Runner {
         }
         self.elapsed.set(self.clock.get_value().seconds());
         match update {
-            RunUpdate::Started { info } => self.info.set_value(Some(*info)),
+            RunUpdate::Started { info } => {
+                // The session's own count: records are placed by it, not by the settings'.
+                self.view
+                    .update(|view| view.steps_per_epoch = info.steps_per_epoch);
+                self.info.set_value(Some(*info));
+            }
             RunUpdate::Busy(activity) => self.activity.set(Some(activity)),
             RunUpdate::Records(new) => {
                 self.activity.set(None);
