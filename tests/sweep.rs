@@ -103,6 +103,26 @@ fn a_local_sweep_passes_arm_names_that_hold_commas() {
 }
 
 #[test]
+#[cfg(unix)]
+fn output_into_a_closed_pipe_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_adaexp"))
+        .args(["sweep", "--preset", "fashion-tuned", "--engine", "local"])
+        .args(["--out", "s", "--dry-run"])
+        .current_dir(dir.path())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(output.status.signal(), Some(13), "{:?}", output.status); // SIGPIPE
+}
+
+#[test]
 fn a_matched_arm_needs_its_target_in_the_shard() {
     let dir = tiny_cifar_dir(1);
     let cwd = dir.path();

@@ -61,6 +61,14 @@ fn one_line(err: &clap::Error) -> String {
 
 /// Parses the arguments, runs the command and reports any error as one line on stderr.
 pub fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, so `println!` into a closed pipe (`adaexp sweep status DIR | head`)
+    // panics. Like other command-line tools, end quietly instead; files are written through
+    // temporary files and renames, so an end at any write leaves no file half-written.
+    #[cfg(unix)]
+    // SAFETY: sets a signal disposition at start-up, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) if !err.use_stderr() => {
