@@ -369,6 +369,30 @@ fn fetch_rejects_a_wrong_checksum_or_a_broken_download_and_leaves_nothing() {
 /// A tuned run end to end: a validation split, a grid, its control, selection in the summary,
 /// the lr-sensitivity figure, the processor in the header; then a shard of one grid member.
 #[test]
+fn a_shard_without_the_first_family_summarises_and_exits_cleanly() {
+    let dir = tiny_cifar_dir(1);
+    let text = std::fs::read_to_string(dir.path().join("tiny.toml"))
+        .unwrap()
+        .replace("seeds = [0]", "seeds = [0]\nval_size = 20")
+        .replace("lr = { base = 1e-3 }", "lr = { base = [1e-3, 1e-2] }");
+    assert!(text.contains("[1e-3, 1e-2]"), "{text}");
+    std::fs::write(dir.path().join("grid.toml"), text).unwrap();
+    // SGDM, the experiment's first family, is not in this shard: the summary compares within
+    // the families it has.
+    let out = ok(&run_on_cpu(
+        dir.path(),
+        "grid.toml",
+        "cifar",
+        "res",
+        &["--arms", "AdaExp @ lr 1e-3", "--arms", "AdaExp @ lr 1e-2"],
+    ));
+    assert!(
+        out.contains("Learning rates, chosen on the validation split"),
+        "{out}"
+    );
+}
+
+#[test]
 fn a_grid_with_a_validation_split_selects_on_validation_and_reports_test_accuracy() {
     let dir = tiny_cifar_dir(1);
     std::fs::write(

@@ -138,18 +138,27 @@ pub fn report(
     let tuned = match selection {
         Some(selection) => {
             // The reference names a family, or an arm of one.
-            let family = match reference {
-                Some(name) => summary
-                    .experiment
-                    .arms
+            match reference {
+                Some(name) => {
+                    let family = summary
+                        .experiment
+                        .arms
+                        .iter()
+                        .find(|a| a.name == name)
+                        .map_or(name, |a| a.family());
+                    selection
+                        .markdown(summary, family)
+                        .map_err(|e| anyhow::anyhow!("--reference: {e}"))?
+                }
+                // The first family with a chosen arm: a shard (`run --arms`) may hold none of
+                // the experiment's first family, and a summary must not fail a finished run.
+                None => selection
+                    .families
                     .iter()
-                    .find(|a| a.name == name)
-                    .map_or(name, |a| a.family()),
-                None => summary.experiment.arms[0].family(),
-            };
-            selection
-                .markdown(summary, family)
-                .map_err(|e| anyhow::anyhow!("--reference: {e}"))?
+                    .find(|f| f.selected.is_some())
+                    .and_then(|f| selection.markdown(summary, &f.family).ok())
+                    .unwrap_or_default(),
+            }
         }
         None => String::new(),
     };
