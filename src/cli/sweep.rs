@@ -786,10 +786,14 @@ fn progress(shard_dir: &Path, shard: &Shard, epochs: u64, arms: usize) -> anyhow
     };
     let mut cost = Cost::default();
     let mut epoch_seconds = std::collections::BTreeMap::new();
+    // Per trained arm: epochs done, and whether it stopped early.
+    let mut per_arm: Vec<(u64, bool)> = Vec::new();
     for arm in run.info.trained_arms() {
         let done = run.epochs(arm);
+        let stopped = run.diverged(arm) || run.stopped(arm);
+        per_arm.push((done.len() as u64, stopped));
         cost.arm_epochs += done.len() as u64;
-        if !(run.diverged(arm) || run.stopped(arm)) {
+        if !stopped {
             cost.arm_epochs_left += epochs.saturating_sub(done.len() as u64);
         }
         for epoch in done {
@@ -798,17 +802,6 @@ fn progress(shard_dir: &Path, shard: &Shard, epochs: u64, arms: usize) -> anyhow
         }
     }
     cost.seconds = epoch_seconds.values().sum();
-    let per_arm: Vec<(u64, bool)> = run
-        .info
-        .trained_arms()
-        .iter()
-        .map(|a| {
-            (
-                run.epochs(a).len() as u64,
-                run.diverged(a) || run.stopped(a),
-            )
-        })
-        .collect();
     let steps = run
         .records
         .iter()
