@@ -354,10 +354,7 @@ pub fn file_stem(seed: u64, shard: Option<&[String]>) -> String {
                 hash.update(arm.as_bytes());
                 hash.update([0]);
             }
-            let hex: String = hash.finalize()[..6]
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
+            let hex = data::hex(&hash.finalize()[..6]);
             format!("seed-{seed}.{}-arms-{hex}", arms.len())
         }
     }
