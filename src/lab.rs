@@ -7,7 +7,9 @@
 //! Ranges are not checked here: the settings become an `ExperimentSpec`, whose validation (the
 //! one used by the CLI and the result files) names the offending field.
 
+pub mod progress;
 pub mod protocol;
+pub mod verdict;
 
 use crate::data::Dataset;
 use crate::model::ModelSpec;

@@ -7,6 +7,7 @@ use leptos::prelude::*;
 use super::controls::{Controls, number_input};
 use super::export::{export_csv, export_json};
 use super::lab_worker::LabWorker;
+use super::outcome::{ProgressBar, VerdictPanel};
 use super::panels::{SchedulePreview, TrainingCharts};
 use super::run::{RunState, Runner, Schedules};
 use super::trajectories::Trajectories;
@@ -134,6 +135,9 @@ pub fn App() -> impl IntoView {
                 "Adam divides by v̂" <sup>"p"</sup> " with p = 0.5; p = 0 is SGD with momentum. "
                 "Decay p during training and watch whether it closes the gap."
             </p>
+        </header>
+        // The run's action and state stay in view while the settings scroll.
+        <div id="actions">
             <p id="backend" class=move || if backend.get().is_some_and(|b| b.webgpu) { "badge webgpu" } else { "badge cpu" }>
                 {move || match backend.get() {
                     None if fatal.with(Option::is_some) => "No device".to_owned(),
@@ -142,6 +146,17 @@ pub fn App() -> impl IntoView {
                     Some(_) => "CPU backend".to_owned(),
                 }}
             </p>
+            <div class="buttons">
+                <button id="start" class="primary" on:click=start disabled=move || !data_usable.get() || backend.get().is_none() || fatal.with(Option::is_some)>
+                    {move || if runner.state.get() == RunState::Paused { "Resume" } else { "Start" }}
+                </button>
+                <button id="pause" on:click=move |_| runner.pause()>"Pause"</button>
+                <button id="reset" on:click=move |_| runner.reset()>"Reset"</button>
+            </div>
+            <p id="run-state">{move || runner.describe()}</p>
+            <ProgressBar runner=runner />
+        </div>
+        <div class="notices">
             <p id="cpu-notice" class="notice" hidden=move || backend.get().and_then(|b| b.notice).is_none()>
                 {move || backend.get().and_then(|b| b.notice).unwrap_or_default()}
             </p>
@@ -149,21 +164,15 @@ pub fn App() -> impl IntoView {
                 {move || notices.get().into_iter().map(|n| view! { <li>{n}</li> }).collect_view()}
             </ul>
             <p id="fatal" class="error">{move || fatal.get()}</p>
-        </header>
+        </div>
         <main>
             <section class="controls">
                 <Controls settings=settings arms_locked=Signal::derive(move || runner.arms_locked()) />
                 <div class="buttons">
-                    <button id="start" on:click=start disabled=move || !data_usable.get() || backend.get().is_none() || fatal.with(Option::is_some)>
-                        {move || if runner.state.get() == RunState::Paused { "Resume" } else { "Start" }}
-                    </button>
-                    <button id="pause" on:click=move |_| runner.pause()>"Pause"</button>
-                    <button id="reset" on:click=move |_| runner.reset()>"Reset"</button>
                     <button id="copy-link" on:click=copy_link>"Copy link"</button>
                     <button id="export-json" on:click=move |_| export_json(runner)>"Export JSON"</button>
                     <button id="export-csv" on:click=move |_| export_csv(runner)>"Export CSV"</button>
                 </div>
-                <p id="run-state">{move || runner.describe()}</p>
                 <div id="data" class="drop"
                     on:dragover=move |ev: web_sys::DragEvent| ev.prevent_default()
                     on:drop=move |ev: web_sys::DragEvent| {
@@ -190,6 +199,7 @@ pub fn App() -> impl IntoView {
                 </div>
             </section>
             <section class="charts">
+                <VerdictPanel runner=runner settings=settings />
                 <div id="preview"><SchedulePreview settings=settings runner=runner loaded=loaded_train.into() /></div>
                 <div id="trajectories">
                     <Trajectories settings=settings />
@@ -197,8 +207,10 @@ pub fn App() -> impl IntoView {
                         "SGDM at lr {}; Adam, Padam and AdaExp at lr {}. Each family at its own rate: an SGD step is lr × the gradient, an adaptive step about lr per coordinate, so one rate would blow SGDM up or leave Adam crawling. Among the adaptive arms only the exponent differs: AdaExp starts like Adam and ends like SGD.",
                         s.trace_lr_sgdm, s.trace_lr_adaptive
                     ))}</p>
-                    {number_input(settings, "trace_lr_sgdm".into(), "trajectory lr, SGDM".into(), "any")}
-                    {number_input(settings, "trace_lr_adaptive".into(), "trajectory lr, Adam, Padam, AdaExp".into(), "any")}
+                    <div class="rates">
+                        {number_input(settings, "trace_lr_sgdm".into(), "trajectory lr, SGDM".into(), "any")}
+                        {number_input(settings, "trace_lr_adaptive".into(), "trajectory lr, Adam, Padam, AdaExp".into(), "any")}
+                    </div>
                 </div>
                 <TrainingCharts runner=runner />
             </section>

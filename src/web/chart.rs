@@ -213,6 +213,19 @@ pub fn line_chart(
     }
 }
 
+/// A chart with nothing to draw yet: its title and `message` where the plot will be, no axes (an
+/// empty 0–1 frame reads as data).
+pub fn empty_chart(title: &str, message: &str) -> impl IntoView + use<> {
+    view! {
+        <figure class="chart empty">
+        <svg viewBox=format!("0 0 {WIDTH} {HEIGHT}") role="img" aria-label=title.to_owned()>
+            <text x=WIDTH / 2.0 y=16 class="title" text-anchor="middle">{title.to_owned()}</text>
+            <text x=WIDTH / 2.0 y=HEIGHT / 2.0 class="message" text-anchor="middle">{message.to_owned()}</text>
+        </svg>
+        </figure>
+    }
+}
+
 /// An arm's colour, the same in every chart and in its fieldset.
 pub fn arm_colour(kind: crate::lab::ArmKind) -> &'static str {
     COLOURS[crate::lab::ArmKind::ALL

@@ -7,6 +7,7 @@ mod chart;
 mod controls;
 mod export;
 mod lab_worker;
+mod outcome;
 mod panels;
 mod run;
 mod trajectories;

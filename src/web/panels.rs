@@ -4,7 +4,7 @@
 
 use leptos::prelude::*;
 
-use super::chart::{Ranges, Series, arm_colour, line_chart};
+use super::chart::{Ranges, Series, arm_colour, empty_chart, line_chart};
 use super::run::{RunView, Runner};
 use crate::lab::{ArmKind, LabSettings};
 use crate::optim::schedule::{sample_over_run, step_position};
@@ -30,24 +30,31 @@ fn step_series(
 }
 
 /// A live chart over the run's epochs: `per_arm(records, kind, name, steps_per_epoch)` gives each
-/// running arm's series; the x axis spans the run.
+/// running arm's series; the x axis spans the run. Before a run it asks for Start, and during
+/// one it says `until` (when its first points come) until they do.
 fn live_chart<PerArm>(
     view: RunView,
     records: RwSignal<Vec<Record>>,
-    title: &str,
+    (title, until): (&str, &str),
     y_label: &str,
     ranges: Ranges,
     per_arm: PerArm,
-) -> impl IntoView + use<PerArm>
+) -> AnyView
 where
     PerArm: Fn(&[Record], ArmKind, String, u64) -> Vec<Series>,
 {
-    let series = records.with(|all| {
+    if view.arms.is_empty() {
+        return empty_chart(title, "Press Start to train the arms side by side").into_any();
+    }
+    let series: Vec<Series> = records.with(|all| {
         view.arms
             .into_iter()
             .flat_map(|(kind, name)| per_arm(all, kind, name, view.steps_per_epoch))
             .collect()
     });
+    if series.iter().all(|s| s.points.is_empty()) {
+        return empty_chart(title, until).into_any();
+    }
     line_chart(
         title,
         "epoch",
@@ -58,6 +65,7 @@ where
             ..ranges
         },
     )
+    .into_any()
 }
 
 #[component]
@@ -145,7 +153,10 @@ pub fn TrainingCharts(runner: Runner) -> impl IntoView {
         live_chart(
             run.get(),
             records,
-            "training loss (per step, smoothed)",
+            (
+                "training loss (per step, smoothed)",
+                "The first losses come after the warm-up",
+            ),
             "loss",
             Ranges::default(),
             |all, kind, name, spe| {
@@ -170,7 +181,10 @@ pub fn TrainingCharts(runner: Runner) -> impl IntoView {
         live_chart(
             run.get(),
             records,
-            "update size (RMS of Δθ per step)",
+            (
+                "update size (RMS of Δθ per step)",
+                "The first steps come after the warm-up",
+            ),
             "RMS Δθ (log scale)",
             log,
             |all, kind, name, spe| {
@@ -187,7 +201,10 @@ pub fn TrainingCharts(runner: Runner) -> impl IntoView {
         live_chart(
             run.get(),
             records,
-            "test accuracy (per epoch)",
+            (
+                "test accuracy (per epoch)",
+                "Measured on the test images at each epoch's end",
+            ),
             "accuracy",
             fraction,
             |all, kind, name, _| {

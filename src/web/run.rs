@@ -10,6 +10,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use super::lab_worker::LabWorker;
+use crate::lab::progress::{Mark, Progress, last_step};
 use crate::lab::protocol::{Activity, Request, RunUpdate};
 use crate::lab::{ArmKind, LabSettings};
 use crate::optim::Schedule;
@@ -38,6 +39,8 @@ pub struct RunView {
     pub arms: Vec<(ArmKind, String)>,
     pub epochs: u64,
     pub steps_per_epoch: u64,
+    /// Training images per epoch.
+    pub train_images: usize,
 }
 
 /// Each adaptive arm's exponent schedule as the settings have it now.
@@ -83,6 +86,9 @@ pub struct Runner {
     pub elapsed: RwSignal<f64>,
     /// Whether the worker trains on WebGPU (the warm-up is then mostly kernel compilation).
     pub webgpu: RwSignal<bool>,
+    /// The training clock and last step when the first records arrived (the warm-up's end) and
+    /// when the latest did: the measured rate behind the time left.
+    marks: RwSignal<(Option<Mark>, Option<Mark>)>,
     /// The current run's number; events of other runs are stale.
     run: StoredValue<u64>,
     clock: StoredValue<Clock>,
@@ -101,6 +107,7 @@ impl Runner {
             activity: RwSignal::new(None),
             elapsed: RwSignal::new(0.0),
             webgpu: RwSignal::new(false),
+            marks: RwSignal::new((None, None)),
             run: StoredValue::new(0),
             clock: StoredValue::new(Clock::default()),
             sent: StoredValue::new(Vec::new()),
@@ -132,6 +139,26 @@ impl Runner {
         self.state.with(RunState::in_run)
     }
 
+    /// Where the run stands, from Start until Reset.
+    pub fn progress(&self) -> Option<Progress> {
+        if self.state.with(|s| *s == RunState::Idle) {
+            return None;
+        }
+        let view = self.view.get();
+        let now = self.elapsed.get();
+        let marks = self.marks.get();
+        Some(self.records.with(|all| {
+            Progress::of(
+                all,
+                (view.arms.len(), view.epochs),
+                view.steps_per_epoch,
+                view.train_images,
+                marks,
+                now,
+            )
+        }))
+    }
+
     /// Whether a run is going on now, without subscribing to the state.
     fn in_run_now(&self) -> bool {
         self.state.with_untracked(RunState::in_run)
@@ -155,7 +182,9 @@ impl Runner {
             epochs: settings.epochs,
             // Until the run's header says how many it counts.
             steps_per_epoch: settings.steps_per_epoch_on(loaded),
+            train_images: settings.train_images_on(loaded),
         });
+        self.marks.set((None, None));
         self.sent.set_value(schedules);
         self.clock.set_value(Clock::default());
         self.clock.update_value(Clock::go);
@@ -210,6 +239,7 @@ impl Runner {
         self.state.set(RunState::Idle);
         self.records.set(Vec::new());
         self.view.set(RunView::default());
+        self.marks.set((None, None));
         self.activity.set(None);
         self.elapsed.set(0.0);
     }
@@ -247,14 +277,24 @@ impl Runner {
         match update {
             RunUpdate::Started { info } => {
                 // The session's own count: records are placed by it, not by the settings'.
-                self.view
-                    .update(|view| view.steps_per_epoch = info.steps_per_epoch);
+                self.view.update(|view| {
+                    view.steps_per_epoch = info.steps_per_epoch;
+                    view.train_images = info.train_images;
+                });
                 self.info.set_value(Some(*info));
             }
             RunUpdate::Busy(activity) => self.activity.set(Some(activity)),
             RunUpdate::Records(new) => {
                 self.activity.set(None);
                 self.records.update(|all| all.extend(new));
+                let mark = Mark {
+                    seconds: self.clock.get_value().seconds(),
+                    step: self.records.with_untracked(|all| last_step(all)),
+                };
+                self.marks.update(|(first, last)| {
+                    first.get_or_insert(mark);
+                    *last = Some(mark);
+                });
             }
             RunUpdate::Finished => self.end(RunState::Finished),
             RunUpdate::Failed { why } => self.end(RunState::Failed(why)),

@@ -53,9 +53,11 @@ async fn file_bytes(file: &web_sys::File) -> Result<Vec<u8>, String> {
     Ok(Uint8Array::new(&buffer).to_vec())
 }
 
-/// Official files chosen by the user: the `.bin` batches, or `cifar-10-binary.tar.gz`.
-pub async fn load_files(list: web_sys::FileList) -> Result<Splits, String> {
+/// Official files chosen by the user: the `.bin` batches, or `cifar-10-binary.tar.gz`; with the
+/// splits, the files' names in words (for the page's data box).
+pub async fn load_files(list: web_sys::FileList) -> Result<(Splits, String), String> {
     let mut files = HashMap::new();
+    let mut names = Vec::new();
     let mut source = String::from("the chosen files");
     for i in 0..list.length() {
         let Some(file) = list.item(i) else { continue };
@@ -68,6 +70,7 @@ pub async fn load_files(list: web_sys::FileList) -> Result<Splits, String> {
             return Err(cifar::too_large(&name, limit).to_string());
         }
         let bytes = file_bytes(&file).await?;
+        names.push(name.clone());
         if archive {
             source = name.clone();
             files.extend(cifar::read_archive(&name, bytes.as_slice()).map_err(|e| e.to_string())?);
@@ -77,5 +80,16 @@ pub async fn load_files(list: web_sys::FileList) -> Result<Splits, String> {
             files.insert(name, bytes);
         }
     }
-    cifar::splits_from_files(&source, &files).map_err(|e| e.to_string())
+    let splits = cifar::splits_from_files(&source, &files).map_err(|e| e.to_string())?;
+    Ok((splits, named_files(&names)))
+}
+
+/// "a.bin", "a.bin and b.bin", "a.bin, b.bin and 4 more files".
+fn named_files(names: &[String]) -> String {
+    match names {
+        [one] => one.clone(),
+        [a, b] => format!("{a} and {b}"),
+        [a, b, rest @ ..] => format!("{a}, {b} and {} more files", rest.len()),
+        [] => "no files".into(),
+    }
 }

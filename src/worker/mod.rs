@@ -90,7 +90,14 @@ async fn setup(worker: Rc<Worker>) {
     post(&Event::Backend(info.clone()));
     *worker.device.borrow_mut() = Some((device, info));
     let status = match files::load_subset().await {
-        Ok(splits) => accept(&worker, splits, "CIFAR-10 subset".into()),
+        Ok(splits) => accept(
+            &worker,
+            splits,
+            format!(
+                "The CIFAR-10 subset served with the page ({}/)",
+                files::SUBSET_URL
+            ),
+        ),
         Err(why) => DataStatus::NoSubset { why },
     };
     post(&Event::Data(status));
@@ -100,7 +107,7 @@ async fn setup(worker: Rc<Worker>) {
 async fn load_files(worker: Rc<Worker>, files: web_sys::FileList) {
     post(&Event::Data(DataStatus::Reading));
     let status = match files::load_files(files).await {
-        Ok(splits) => accept(&worker, splits, "From your files".into()),
+        Ok((splits, names)) => accept(&worker, splits, format!("Your files ({names})")),
         Err(why) => DataStatus::Unusable {
             why,
             kept: worker.data.borrow().is_some(),

@@ -158,9 +158,9 @@ async function longTasksSinceStart(page) {
 
 // A full-page screenshot, its time span noted so that long tasks it causes are not blamed on the
 // page.
-async function screenshot(page, path) {
+async function screenshot(page, path, fullPage = true) {
   await page.evaluate(() => (window.__screenshots ||= []).push([performance.now(), Infinity]));
-  await page.screenshot({ path, fullPage: true });
+  await page.screenshot({ path, fullPage });
   await page.evaluate(() => { window.__screenshots.at(-1)[1] = performance.now(); });
 }
 
@@ -526,6 +526,151 @@ await check('9. during a run the arms are locked and a live p edit reaches only 
   const rates = steps.filter(r => r.arm === MATCHED).map(r => r.lr);
   expect(new Set(rates).size > 1, `the matched arm's lr never changed: ${rates}`);
   facts.push(`live edit: AdaExp p ${ax.map(v => v.toFixed(3)).join(' ')}`);
+  await page.close();
+});
+await check('14. Start in the first viewport and in view while scrolling, at 1400×1000 and 390×844; empty charts ask for Start; the data box says where its images came from', async () => {
+  for (const [width, height] of [[1400, 1000], [390, 844]]) {
+    const page = await cpu.newPage({ viewport: { width, height } });
+    page.on('pageerror', e => cpuLog.push(`pageerror: ${e.message}`));
+    await page.goto(base + `?${RUN}`);
+    await page.waitForFunction(() => !document.querySelector('#start').disabled, null, { timeout: MINUTE });
+    const inView = async () => {
+      const box = await page.locator('#start').boundingBox();
+      return box && box.y >= 0 && box.y + box.height <= height && box.x >= 0 && box.x + box.width <= width;
+    };
+    expect(await inView(), `${width}×${height}: Start is not within the first viewport`);
+    const path = join(artifacts, `first-viewport-${width}x${height}.png`);
+    await screenshot(page, path, false);
+    facts.push(`screenshot of the first viewport: ${path}`);
+    await page.screenshot({ path: join(artifacts, `full-page-${width}x${height}.png`), fullPage: true });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(overflow <= 1, `${width}×${height}: the page is ${overflow} px wider than the screen`);
+    await page.evaluate(() => window.scrollTo(0, document.documentElement.scrollHeight));
+    await page.waitForFunction(() => window.scrollY > 0, null, { timeout: 5_000 });
+    expect(await inView(), `${width}×${height}: Start scrolls out of view with the settings`);
+    const empty = await page.textContent('#loss-chart');
+    expect(/Press Start/.test(empty), `${width}×${height}: the empty loss chart says "${empty}"`);
+    expect(await page.locator('#loss-chart line.axis').count() === 0, 'the empty loss chart draws axes');
+    // The trajectory rates: each input on a line of its own, beside its label.
+    const [sgdm, adaptive] = await page.$$eval('#trajectories .rates label', labels => labels.map(l => {
+      const [text, input] = [l.querySelector('span').getBoundingClientRect(), l.querySelector('input').getBoundingClientRect()];
+      return { top: l.getBoundingClientRect().top, bottom: l.getBoundingClientRect().bottom, text, input };
+    }));
+    expect(adaptive.top >= sgdm.bottom - 1, `the trajectory rate inputs share a line: ${JSON.stringify([sgdm, adaptive])}`);
+    const status = await page.textContent('#data-status');
+    expect(/served with the page \(data\/\): 400 training and 200 test images/.test(status), `data box: "${status}"`);
+    await page.close();
+  }
+});
+await check('15. progress (bar, epoch and step, speed, time left, title, accuracies) during a run; the verdict when paused and at the end, matching the export', async () => {
+  // 2 epochs of 16 steps: long enough on the CPU backend to watch the estimate move.
+  const page = await open(cpu, '?epochs=2&train=400&test=100&batch=25&ax.len=2', cpuLog);
+  expect(await page.isHidden('#progress'), 'a progress bar before Start');
+  expect(await page.isHidden('#verdict'), 'a verdict before Start');
+  await page.evaluate(() => {
+    window.__progress = [];
+    window.__progressWatch = setInterval(() => {
+      const text = document.querySelector('#progress-text').textContent;
+      const entry = { text, value: document.querySelector('#progress-bar').value, title: document.title,
+        accuracy: document.querySelector('#progress-accuracy').textContent };
+      const last = window.__progress.at(-1);
+      if (!last || last.text !== entry.text || last.title !== entry.title) window.__progress.push(entry);
+    }, 100);
+  });
+  await page.click('#start');
+  await page.waitForFunction(() => document.querySelector('#progress-accuracy').textContent.length > 0,
+    null, { timeout: 5 * MINUTE, polling: 100 });
+  await page.click('#pause');
+  await page.waitForFunction(() => !document.querySelector('#verdict').hidden, null, { timeout: MINUTE });
+  const paused = await page.textContent('#verdict-sentence');
+  expect(/after 1 of 2 epochs so far \(paused\), one seed\.$/.test(paused), `paused verdict: "${paused}"`);
+  expect(/^Paused · \d+ % · adaexp lab$/.test(await page.title()), `title while paused: ${await page.title()}`);
+  await page.click('#start');
+  await waitFinished(page, 5 * MINUTE);
+  const seen = await page.evaluate(() => { clearInterval(window.__progressWatch); return window.__progress; });
+  const running = seen.filter(e => /^\d+ % · adaexp lab$/.test(e.title));
+  expect(running.length >= 3, `the title showed the percentage ${running.length} times: ${JSON.stringify(seen.map(e => e.title))}`);
+  const percents = running.map(e => Number(e.title.split(' ')[0]));
+  expect(percents.every((p, i) => i === 0 || p >= percents[i - 1]), `the percentage went back: ${percents}`);
+  const shape = /^epoch [12] of 2 · step \d+ of 16 · (measuring the speed…|\d+ images\/s over 4 arms · about (\d+ s|\d+ min \d+ s) left)$/;
+  const bad = seen.filter(e => e.text && !shape.test(e.text) && !/^epoch 2 of 2 · step 16 of 16 · \d+ images\/s over 4 arms$/.test(e.text));
+  expect(bad.length === 0, `progress lines of an unexpected form: ${JSON.stringify(bad.map(e => e.text))}`);
+  const left = new Set(seen.map(e => e.text.match(/about (.*) left/)?.[1]).filter(Boolean));
+  expect(left.size >= 3, `the time left took ${left.size} values: ${[...left]}`);
+  expect(seen.some(e => /^epoch 2 of 2/.test(e.text)), 'the bar never reached epoch 2');
+  expect(seen.some(e => /^test accuracy after epoch 1: SGDM \d+\.\d %, Adam \d+\.\d %, Padam \d+\.\d %, AdaExp \d+\.\d %$/.test(e.accuracy)),
+    `no epoch-1 accuracies in the bar: ${JSON.stringify([...new Set(seen.map(e => e.accuracy))])}`);
+  expect(await page.title() === 'Finished · adaexp lab', `title at the end: ${await page.title()}`);
+  expect(await page.$eval('#progress-bar', bar => bar.value) === 1, 'the bar is not full at the end');
+  facts.push(`progress: ${seen.length} distinct lines, e.g. "${seen[Math.floor(seen.length / 2)].text}"; time left took ${left.size} values`);
+
+  // The table against the export.
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export-json')]);
+  const path = join(artifacts, 'verdict-run.jsonl');
+  await download.saveAs(path);
+  const epochs = (await readFile(path, 'utf8')).trim().split('\n').map(line => JSON.parse(line))
+    .filter(r => r.type === 'epoch');
+  const rows = await page.$$eval('#verdict-table tbody tr', trs => trs.map(tr => ({
+    arm: tr.dataset.arm,
+    ...Object.fromEntries([...tr.querySelectorAll('td')].map(td => [td.className, td.textContent])),
+  })));
+  expect(rows.map(r => r.arm).join() === DEFAULT_ARMS.join(), `table rows: ${rows.map(r => r.arm)}`);
+  const number = text => Number(text.replace('−', '-').replace(' %', ''));
+  const at = (arm, epoch) => epochs.find(e => e.arm === arm && e.epoch === epoch);
+  const near = (shown, value, digits) => Math.abs(number(shown) - value) <= 0.51 * 10 ** -digits;
+  for (const row of rows) {
+    const last = at(row.arm, 2);
+    const best = Math.max(...epochs.filter(e => e.arm === row.arm).map(e => e.test_accuracy));
+    expect(near(row.final, 100 * last.test_accuracy, 1), `${row.arm}: final ${row.final} vs ${last.test_accuracy}`);
+    expect(near(row.best, 100 * best, 1), `${row.arm}: best ${row.best} vs ${best}`);
+    expect(near(row.loss, last.train_loss, 3), `${row.arm}: loss ${row.loss} vs ${last.train_loss}`);
+    for (const [column, other] of [['vs-adam', 'Adam'], ['vs-sgdm', 'SGDM']]) {
+      if (row.arm === other) { expect(row[column] === '—', `${row.arm} against itself: ${row[column]}`); continue; }
+      const difference = 100 * (last.test_accuracy - at(other, 2).test_accuracy);
+      expect(near(row[column], difference, 1), `${row.arm} ${column}: ${row[column]} vs ${difference}`);
+    }
+  }
+  const sentence = await page.textContent('#verdict-sentence');
+  const ax = at('AdaExp', 2);
+  const against = other => {
+    const d = Math.round(1000 * (ax.test_accuracy - at(other, 2).test_accuracy)) / 10;
+    return d === 0 ? `level with ${other}` : `${Math.abs(d).toFixed(1)} point${Math.abs(d) === 1 ? '' : 's'} ${d > 0 ? 'above' : 'below'} ${other}`;
+  };
+  const expected = `AdaExp 0.5→0 linear ended at ${(100 * ax.test_accuracy).toFixed(1)} % test accuracy, ${against('Adam')} and ${against('SGDM')}, after 2 epochs, one seed.`;
+  expect(sentence === expected, `verdict: "${sentence}", from the export: "${expected}"`);
+  expect(/anecdote/.test(await page.textContent('#verdict')) && await page.locator('#verdict a[href="README.md"]').count() === 1,
+    'no caveat with the README link under the verdict');
+  facts.push(`verdict: "${sentence}"`);
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await screenshot(page, join(artifacts, 'verdict-1400x1000.png'), false);
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.locator('#verdict').scrollIntoViewIfNeeded();
+  await screenshot(page, join(artifacts, 'verdict-390x844.png'), false);
+  await page.click('#reset');
+  expect(await page.isHidden('#verdict') && await page.isHidden('#progress'), 'the verdict or the bar outlive Reset');
+  expect(await page.title() === "adaexp — decaying Adam's exponent", `title after Reset: ${await page.title()}`);
+  await page.close();
+});
+await check('16. asking for more training images than are loaded: the page says so and places the points by the run\'s own steps per epoch', async () => {
+  // 400 images are served: the run takes 8 steps of 50, not the 16 that 800 would take.
+  const page = await open(cpu, '?epochs=1&train=800&test=100&batch=50', cpuLog);
+  await page.waitForFunction(() => !document.querySelector('#subset-note').hidden, null, { timeout: MINUTE });
+  const note = await page.textContent('#subset-note');
+  expect(/400/.test(note) && /800/.test(note), `the subset note: "${note}"`);
+  await page.click('#start');
+  await waitFinished(page, 5 * MINUTE);
+  // Step s is drawn at (s − 1) / steps per epoch: the last of 8 at 7/8 of the epoch axis (at
+  // 7/16, near the middle, if the page counted the 16 steps of the settings).
+  const [last, from, to] = await page.evaluate(() => {
+    const line = document.querySelector('#loss-chart polyline[data-series="AdaExp"]');
+    const xs = line.getAttribute('points').trim().split(/\s+/).map(p => Number(p.split(',')[0]));
+    const axis = [...document.querySelectorAll('#loss-chart line.axis')].find(l => l.getAttribute('y1') === l.getAttribute('y2'));
+    return [xs.at(-1), Number(axis.getAttribute('x1')), Number(axis.getAttribute('x2'))];
+  });
+  const expected = from + (7 / 8) * (to - from);
+  expect(Math.abs(last - expected) < 1, `the last loss point is at x = ${last}, expected ${expected} (7/8 of the epoch)`);
+  const steps = await page.textContent('#progress-text');
+  expect(/step 8 of 8/.test(steps), `the progress bar counts: "${steps}"`);
   await page.close();
 });
 await check('11. a worker that cannot load is said on the page, and Start stays off', async () => {
