@@ -99,6 +99,21 @@ fn cuda() -> Result<Chosen, String> {
     Err("this build has no CUDA backend; rebuild with `--features cuda`".into())
 }
 
+/// The cargo features of this build that change how fast it trains, by name (`bench train`
+/// reports them beside its figures).
+pub fn build_configuration() -> Vec<&'static str> {
+    [
+        ("cpu-simd", cfg!(feature = "cpu-simd")),
+        ("gpu", cfg!(feature = "gpu")),
+        ("cuda", cfg!(feature = "cuda")),
+        ("gpu-fusion", cfg!(feature = "gpu-fusion")),
+        ("gpu-autotune", cfg!(feature = "gpu-autotune")),
+    ]
+    .into_iter()
+    .filter_map(|(name, on)| on.then_some(name))
+    .collect()
+}
+
 /// The processor this machine computes on, with the SIMD level the CPU backend's kernels pick
 /// at run time (its float results depend on it: the same build gives other bits on a CPU with
 /// AVX-512 than on one with AVX2), e.g. "AMD EPYC 7B13 (x86-64-v3: AVX2, FMA)".

@@ -1,5 +1,6 @@
-//! `adaexp bench optim`: one optimizer step of AdaExp vs Burn's own Adam on parameter sets the
-//! size of ResNet-20 and VGG-16, on the CPU backend.
+//! `adaexp bench`: one optimizer step of AdaExp vs Burn's own Adam on parameter sets the size
+//! of ResNet-20 and VGG-16 (`optim`), training throughput per model (`train`, also as JSON), and
+//! the cost of a mid-epoch checkpoint (`checkpoint`), on the backend asked for.
 
 use std::time::{Duration, Instant};
 
@@ -30,6 +31,8 @@ enum BenchTarget {
         /// Timed steps per measurement (after 2 warm-up steps); the median is reported.
         #[arg(long, default_value_t = 10)]
         steps: usize,
+        #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+        backend: Backend,
     },
     /// Training throughput (images/s) per model and backend, on synthetic CIFAR-sized data.
     Train {
@@ -43,6 +46,10 @@ enum BenchTarget {
         /// Timed training steps (after one warm-up step).
         #[arg(long, default_value_t = 10)]
         steps: usize,
+        /// One JSON object per model on stdout instead of the table (for scripts and tables
+        /// across machines).
+        #[arg(long)]
+        json: bool,
     },
     /// What a checkpoint costs mid-epoch (as a preempted run writes it): taking it off the
     /// device, writing it (synced) and reading it back, for every arm of a preset.
@@ -122,6 +129,34 @@ fn train_throughput(
     }
     let seconds = start.elapsed().as_secs_f64();
     Ok((params, first_step, (steps * batch_size) as f64 / seconds))
+}
+
+/// One model's training throughput, as `bench train` prints it (a table row, or a JSON object
+/// with `--json`).
+#[derive(Debug, serde::Serialize)]
+struct TrainFigure<'a> {
+    model: &'a str,
+    params: usize,
+    /// The device, in words.
+    backend: &'a str,
+    /// The build's speed-relevant cargo features that are on.
+    configuration: &'a [&'static str],
+    batch_size: usize,
+    /// Timed steps, after the first.
+    steps: usize,
+    /// On a GPU, mostly kernel compilation (and autotuning, where it is on).
+    first_step_seconds: f64,
+    images_per_second: f64,
+}
+
+impl std::fmt::Display for TrainFigure<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:<10} {:>10} {:>14.2} {:>12.1}",
+            self.model, self.params, self.first_step_seconds, self.images_per_second
+        )
+    }
 }
 
 /// Parameter tensors with the sizes of a real network's layers.
@@ -294,42 +329,58 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             batch_size.max(1),
             dir.as_deref(),
         ),
-        BenchTarget::Optim { steps } => bench_optim(steps.max(1)),
+        BenchTarget::Optim { steps, backend } => bench_optim(steps.max(1), backend),
         BenchTarget::Train {
             model,
             backend,
             batch_size,
             steps,
+            json,
         } => {
             let chosen = super::backend::choose(backend)?;
-            println!(
-                "training throughput, batch {batch_size}, {steps} timed steps, backend {}",
-                chosen.name
-            );
-            // The first step stands apart: on a GPU it compiles and autotunes the kernels.
-            println!(
-                "{:<10} {:>10} {:>14} {:>12}",
-                "model", "params", "first step s", "images/s"
-            );
-            for model in model {
-                let (params, first_step, rate) =
-                    train_throughput(model, &chosen.device, batch_size.max(1), steps.max(1))?;
+            let (batch_size, steps) = (batch_size.max(1), steps.max(1));
+            let configuration = super::backend::build_configuration();
+            if !json {
                 println!(
-                    "{:<10} {:>10} {:>14.2} {:>12.1}",
-                    model.name(),
-                    params,
-                    first_step,
-                    rate
+                    "training throughput, batch {batch_size}, {steps} timed steps, backend {}, \
+                     build [{}]",
+                    chosen.name,
+                    configuration.join(", ")
                 );
+                // The first step stands apart: on a GPU it compiles and autotunes the kernels.
+                println!(
+                    "{:<10} {:>10} {:>14} {:>12}",
+                    "model", "params", "first step s", "images/s"
+                );
+            }
+            for model in model {
+                let (params, first_step_seconds, images_per_second) =
+                    train_throughput(model, &chosen.device, batch_size, steps)?;
+                let figure = TrainFigure {
+                    model: model.name(),
+                    params,
+                    backend: &chosen.name,
+                    configuration: &configuration,
+                    batch_size,
+                    steps,
+                    first_step_seconds,
+                    images_per_second,
+                };
+                if json {
+                    println!("{}", serde_json::to_string(&figure)?);
+                } else {
+                    println!("{figure}");
+                }
             }
             Ok(())
         }
     }
 }
 
-fn bench_optim(steps: usize) -> anyhow::Result<()> {
+fn bench_optim(steps: usize, backend: Backend) -> anyhow::Result<()> {
     // The module optimizer works on autodiff parameters, as in training.
-    let device = Device::flex().autodiff();
+    let chosen = super::backend::choose(backend)?;
+    let device = chosen.device;
     let adaexp = |p: Schedule| OptimizerSpec::AdaExp(AdaExpSpec::new(p));
     let decaying = adaexp(Schedule::Linear {
         start: 0.5,
@@ -337,7 +388,10 @@ fn bench_optim(steps: usize) -> anyhow::Result<()> {
         length: Length::Steps(1000),
     });
     let at_half = adaexp(Schedule::constant(0.5));
-    println!("optimizer step on the CPU (flex) backend, median of {steps} steps");
+    println!(
+        "optimizer step on {}, median of {steps} steps (after 2 warm-up steps)",
+        chosen.name
+    );
     println!(
         "{:<10} {:>10} {:>14} {:>16} {:>8} {:>16} {:>8}",
         "params", "count", "burn adam ms", "adaexp p=.5 ms", "ratio", "adaexp p(t) ms", "ratio"

@@ -8,8 +8,9 @@
 use std::sync::{Arc, RwLock};
 
 use burn::optim::Optimizer;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{DType, Device, Tensor, TensorData};
 
+use super::fused::{self, Buffers, Coefficients, Power, Rule};
 use crate::RecordState;
 use crate::optim::schedule::Schedule;
 use crate::optim::spec::{AdaptiveParams, WeightDecay};
@@ -65,6 +66,9 @@ pub struct AdaptiveExponent {
     weight_decay: Option<WeightDecay>,
     exponent: SharedSchedule,
     update_size: UpdateSize,
+    /// Whether the CPU backend takes the one-pass step (`fused.rs`); off only to test it against
+    /// the tensor version.
+    one_pass_on_cpu: bool,
 }
 
 impl AdaptiveExponent {
@@ -77,7 +81,139 @@ impl AdaptiveExponent {
             weight_decay: params.weight_decay,
             exponent,
             update_size,
+            one_pass_on_cpu: true,
         }
+    }
+
+    /// The tensor version everywhere, the CPU included.
+    #[cfg(test)]
+    pub(crate) fn tensor_ops_only(mut self) -> Self {
+        self.one_pass_on_cpu = false;
+        self
+    }
+
+    /// The step's scalars, each rounded to f32 where the tensor version rounds it.
+    /// `fresh_max`: AMSGrad has no running max yet.
+    fn coefficients(&self, lr: f64, time: usize, p: f64, fresh_max: bool) -> Coefficients {
+        let bias1 = 1.0 - self.beta1.powi(time as i32);
+        let bias2 = 1.0 - self.beta2.powi(time as i32);
+        let power = Power::of(p);
+        let rule = if self.amsgrad {
+            Rule::AmsGrad {
+                bias2: bias2 as f32,
+                momentum: (lr / bias1) as f32,
+                eps: self.eps as f32,
+                one_plus_eps: (1.0 + self.eps) as f32,
+                fresh: fresh_max,
+            }
+        } else {
+            let scale = bias2.powf(p);
+            match power {
+                Power::Zero => Rule::Folded {
+                    momentum: (lr / (bias1 * (1.0 + self.eps))) as f32,
+                    eps: 0.0,
+                },
+                _ => Rule::Folded {
+                    momentum: (lr * scale / bias1) as f32,
+                    eps: (self.eps * scale) as f32,
+                },
+            }
+        };
+        Coefficients {
+            beta1: self.beta1 as f32,
+            one_minus_beta1: (1.0 - self.beta1) as f32,
+            beta2: self.beta2 as f32,
+            one_minus_beta2: (1.0 - self.beta2) as f32,
+            l2: match self.weight_decay {
+                Some(WeightDecay::L2(lambda)) if lambda > 0.0 => Some(lambda as f32),
+                _ => None,
+            },
+            first: time == 1,
+            power,
+            rule,
+            decoupled: match self.weight_decay {
+                Some(WeightDecay::Decoupled(lambda)) if lambda > 0.0 => {
+                    Some(((1.0 - lr * lambda) as f32, (lr * lambda) as f32))
+                }
+                _ => None,
+            },
+        }
+    }
+
+    /// Whether this step can take the one-pass version: the CPU backend, every tensor f32.
+    fn one_pass_applies<const D: usize>(
+        &self,
+        tensor: &Tensor<D>,
+        grad: &Tensor<D>,
+        state: &Option<AdaptiveExponentState<D>>,
+    ) -> bool {
+        let f32 = |t: &Tensor<D>| t.dtype() == DType::F32;
+        self.one_pass_on_cpu
+            && tensor.device() == Device::flex()
+            && f32(tensor)
+            && f32(grad)
+            && state.as_ref().is_none_or(|s| {
+                f32(&s.moment_1) && f32(&s.moment_2) && s.max_v_hat.as_ref().is_none_or(f32)
+            })
+    }
+
+    /// The whole step in one pass over the buffers (`one_pass_applies` said it can).
+    fn step_in_one_pass<const D: usize>(
+        &self,
+        lr: f64,
+        tensor: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<AdaptiveExponentState<D>>,
+    ) -> (Tensor<D>, AdaptiveExponentState<D>) {
+        let time = state.as_ref().map_or(1, |s| s.time + 1);
+        let fresh_max = state.as_ref().is_none_or(|s| s.max_v_hat.is_none());
+        let c = self.coefficients(lr, time, self.exponent.value(time as u64), fresh_max);
+        let (device, shape) = (tensor.device(), tensor.shape());
+        let n = shape.num_elements();
+        let zeros = |used: bool| {
+            if used {
+                TensorData::new(vec![0.0f32; n], shape.clone())
+            } else {
+                TensorData::new(Vec::<f32>::new(), [0])
+            }
+        };
+        // A tensor's data moves out without a copy when the tensor is its only owner.
+        let mut theta = tensor.into_data();
+        let grad = grad.into_data();
+        let (mut moment_1, mut moment_2, mut max_v_hat) = match state {
+            Some(s) => (
+                s.moment_1.into_data(),
+                s.moment_2.into_data(),
+                s.max_v_hat
+                    .map_or_else(|| zeros(self.amsgrad), Tensor::into_data),
+            ),
+            None => (zeros(true), zeros(true), zeros(self.amsgrad)),
+        };
+        let mut update = self.update_size.tracking().then(|| zeros(true));
+        let f32s = "f32, as one_pass_applies checked";
+        fused::step(
+            &c,
+            Buffers {
+                theta: theta.as_mut_slice().expect(f32s),
+                grad: grad.as_slice().expect(f32s),
+                moment_1: moment_1.as_mut_slice().expect(f32s),
+                moment_2: moment_2.as_mut_slice().expect(f32s),
+                max_v_hat: max_v_hat.as_mut_slice().expect(f32s),
+                update: update.as_mut().map(|u| u.as_mut_slice().expect(f32s)),
+            },
+        );
+        let back = |data: TensorData| Tensor::<D>::from_data(data, &device);
+        if let Some(update) = update {
+            // Summed by the backend, as the tensor version sums it.
+            self.update_size.add(&back(update));
+        }
+        let state = AdaptiveExponentState {
+            time,
+            moment_1: back(moment_1),
+            moment_2: back(moment_2),
+            max_v_hat: self.amsgrad.then(|| back(max_v_hat)),
+        };
+        (back(theta), state)
     }
 }
 
@@ -116,6 +252,10 @@ impl Optimizer for AdaptiveExponent {
         grad: Tensor<D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
+        if self.one_pass_applies(&tensor, &grad, &state) {
+            let (tensor, state) = self.step_in_one_pass(lr, tensor, grad, state);
+            return (tensor, Some(state));
+        }
         let grad = coupled_decay(self.weight_decay, grad, &tensor);
         let (time, moment_1, moment_2, max_v_hat) = match state {
             Some(s) => (

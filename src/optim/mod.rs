@@ -4,6 +4,8 @@
 
 #[cfg(feature = "train")]
 pub mod adaexp;
+#[cfg(feature = "train")]
+mod fused;
 pub mod schedule;
 #[cfg(feature = "train")]
 pub mod sgdm;

@@ -460,3 +460,111 @@ fn update_size_is_not_summed_unless_tracked() {
     let _ = optimizer.step(0.01, vector, params);
     assert!(built.update_size.take().is_none());
 }
+
+/// The one-pass CPU step (`fused.rs`) against the tensor version over ten steps of a tiny
+/// network: every rule (p = 0, ½, 1, a decaying p, AMSGrad), both weight decays, and the
+/// tracked update size. Bit for bit at p = 0, ½ and 1; at other p within what one ULP of v^p
+/// can make of ten steps (its power is not the C library's `powf`).
+#[test]
+fn the_one_pass_cpu_step_is_bit_for_bit_the_tensor_version() {
+    use super::{AdaptiveExponent, SharedSchedule, UpdateSize};
+    let decaying = Schedule::Linear {
+        start: 0.5,
+        end: 0.0,
+        length: Length::Steps(8),
+    };
+    // (name, spec, whether every p it takes is 0, ½ or 1)
+    let mut cases: Vec<(&str, OptimizerSpec, bool)> = vec![
+        ("adam", OptimizerSpec::Adam(AdamSpec::default()), true),
+        ("p = 0", adaexp(Schedule::constant(0.0)), true),
+        ("p = 1", adaexp(Schedule::constant(1.0)), true),
+        ("p decaying", adaexp(decaying.clone()), false),
+        (
+            "padam (amsgrad)",
+            OptimizerSpec::Padam(PadamSpec::default()),
+            false,
+        ),
+    ];
+    let mut amsgrad_at_zero = AdaExpSpec::new(Schedule::constant(0.0));
+    amsgrad_at_zero.amsgrad = true;
+    cases.push((
+        "amsgrad, p = 0",
+        OptimizerSpec::AdaExp(amsgrad_at_zero),
+        true,
+    ));
+    for decay in [WeightDecay::L2(1e-2), WeightDecay::Decoupled(1e-2)] {
+        let mut spec = AdaExpSpec::new(Schedule::constant(0.5));
+        spec.weight_decay = Some(decay);
+        cases.push((
+            "decayed weights, p = ½",
+            OptimizerSpec::AdaExp(spec.clone()),
+            true,
+        ));
+        spec.p = decaying.clone();
+        cases.push((
+            "decayed weights, p decaying",
+            OptimizerSpec::AdaExp(spec),
+            false,
+        ));
+    }
+    let device = device();
+    let start = TinyNet {
+        first: LinearConfig::new(5, 8).init(&device),
+        second: LinearConfig::new(8, 3).init(&device),
+    };
+    let inputs: Vec<Tensor<2>> = (0..10)
+        .map(|_| Tensor::random([4, 5], Distribution::Normal(0.0, 1.0), &device))
+        .collect();
+    for (name, spec, exact_powers) in cases {
+        let params = spec.adaptive().unwrap();
+        let run = |one_pass: bool| {
+            let update_size = UpdateSize::default();
+            update_size.track();
+            let schedule = SharedSchedule::new(params.exponent.clone(), 1);
+            let mut optimizer =
+                AdaptiveExponent::new(params.clone(), schedule, update_size.clone());
+            if !one_pass {
+                optimizer = optimizer.tensor_ops_only();
+            }
+            let mut optimizer: ModuleOptimizer = optimizer.into();
+            let mut net = start.clone();
+            let mut sizes = Vec::new();
+            for input in inputs.iter().cloned() {
+                let grads = GradientsParams::from_grads(net.loss(input).backward(), &net);
+                net = optimizer.step(0.01, net, grads);
+                let (squares, _) = update_size.take().unwrap();
+                sizes.push(squares.into_data().try_to_vec::<f32>().unwrap()[0]);
+            }
+            let weights: Vec<f32> = [
+                net.first.weight.val().flatten::<1>(0, 1),
+                net.second.weight.val().flatten::<1>(0, 1),
+                net.first.bias.as_ref().unwrap().val(),
+                net.second.bias.as_ref().unwrap().val(),
+            ]
+            .into_iter()
+            .flat_map(|t| t.into_data().try_to_vec::<f32>().unwrap())
+            .collect();
+            (weights, sizes)
+        };
+        let (one_pass, tensor_ops) = (run(true), run(false));
+        if exact_powers {
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert!(
+                bits(&one_pass.0) == bits(&tensor_ops.0),
+                "{name}: the weights differ"
+            );
+            assert!(
+                bits(&one_pass.1) == bits(&tensor_ops.1),
+                "{name}: the update sizes differ"
+            );
+        } else {
+            let worst = one_pass
+                .0
+                .iter()
+                .zip(&tensor_ops.0)
+                .map(|(a, b)| (a - b).abs() / b.abs().max(1e-3))
+                .fold(0.0f32, f32::max);
+            assert!(worst <= 1e-6, "{name}: weights {worst:e} apart");
+        }
+    }
+}

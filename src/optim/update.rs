@@ -81,12 +81,12 @@ impl UpdateSize {
         self.lock().tracking = true;
     }
 
-    fn tracking(&self) -> bool {
+    pub(super) fn tracking(&self) -> bool {
         self.lock().tracking
     }
 
     /// Adds one parameter's update Δθ (the amount the step moves it by).
-    fn add<const D: usize>(&self, update: &Tensor<D>) {
+    pub(super) fn add<const D: usize>(&self, update: &Tensor<D>) {
         let elements = update.shape().num_elements();
         let squares = update.clone().square().sum();
         let mut sum = self.lock();

@@ -1,0 +1,58 @@
+//! `adaexp bench train --json` end to end through the binary: the figures a script reads.
+// The binary is native: these tests drive it as a process.
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::process::Command;
+
+#[test]
+fn train_json_is_one_object_per_model_with_its_figures() {
+    let output = Command::new(env!("CARGO_BIN_EXE_adaexp"))
+        .args([
+            "bench",
+            "train",
+            "--model",
+            "small-cnn",
+            "--batch-size",
+            "4",
+            "--steps",
+            "2",
+            "--json",
+        ])
+        .output()
+        .expect("the adaexp binary runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    // Nothing but the JSON: no table header around it.
+    assert_eq!(lines.len(), 1, "{text}");
+    let figure: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(figure["model"], "small-cnn");
+    // 3·32·9 + 2·32 + 32·64·9 + 2·64 + 64·64·9 + 2·64 + 64·10 + 10.
+    assert_eq!(figure["params"], 57_130);
+    assert_eq!(figure["batch_size"], 4);
+    assert_eq!(figure["steps"], 2);
+    assert!(
+        figure["backend"]
+            .as_str()
+            .is_some_and(|b| b.starts_with("cpu")),
+        "{figure}"
+    );
+    let configuration: Vec<&str> = figure["configuration"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        configuration.contains(&"cpu-simd"),
+        cfg!(feature = "cpu-simd")
+    );
+    for key in ["first_step_seconds", "images_per_second"] {
+        let value = figure[key].as_f64().unwrap();
+        assert!(value.is_finite() && value > 0.0, "{key}: {value}");
+    }
+}
