@@ -183,19 +183,7 @@ mod tests {
     }
 
     fn epoch(arm: &str, epoch: u64, test_accuracy: f64) -> Record {
-        Record::Epoch(EpochRecord {
-            arm: arm.into(),
-            epoch,
-            step: epoch * 10,
-            train_loss: 1.0,
-            train_accuracy: 0.5,
-            test_loss: 1.0,
-            test_accuracy,
-            val_loss: None,
-            val_accuracy: None,
-            wall_seconds: 1.0,
-            images_per_second: 100.0,
-        })
+        Record::Epoch(EpochRecord::example(arm, epoch, test_accuracy, 1.0))
     }
 
     fn mark(seconds: f64, step: u64) -> Option<Mark> {

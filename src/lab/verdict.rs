@@ -233,19 +233,7 @@ mod tests {
     use crate::train::{DivergedRecord, EpochRecord};
 
     fn epoch(arm: &str, epoch: u64, test_accuracy: f64, train_loss: f64) -> Record {
-        Record::Epoch(EpochRecord {
-            arm: arm.into(),
-            epoch,
-            step: epoch * 4,
-            train_loss,
-            train_accuracy: 0.5,
-            test_loss: 1.0,
-            test_accuracy,
-            val_loss: None,
-            val_accuracy: None,
-            wall_seconds: 1.0,
-            images_per_second: 100.0,
-        })
+        Record::Epoch(EpochRecord::example(arm, epoch, test_accuracy, train_loss))
     }
 
     fn arm(kind: ArmKind, label: &str) -> (ArmKind, String, String) {

@@ -285,6 +285,19 @@ impl TinyNet {
         let hidden = self.first.forward(input).tanh();
         self.second.forward(hidden).square().mean()
     }
+
+    /// Every weight and bias, in one list.
+    fn flat(&self) -> Vec<f32> {
+        [
+            self.first.weight.val().flatten::<1>(0, 1),
+            self.second.weight.val().flatten::<1>(0, 1),
+            self.first.bias.as_ref().unwrap().val(),
+            self.second.bias.as_ref().unwrap().val(),
+        ]
+        .into_iter()
+        .flat_map(|t| t.into_data().try_to_vec::<f32>().unwrap())
+        .collect()
+    }
 }
 
 #[test]
@@ -310,18 +323,7 @@ fn adaexp_at_half_equals_burn_adam_over_twenty_steps() {
         let grads = GradientsParams::from_grads(burn_net.loss(input).backward(), &burn_net);
         burn_net = burn_adam.step(lr, burn_net, grads);
     }
-    let flat = |net: &TinyNet| -> Vec<f32> {
-        [
-            net.first.weight.val().flatten::<1>(0, 1),
-            net.second.weight.val().flatten::<1>(0, 1),
-            net.first.bias.as_ref().unwrap().val(),
-            net.second.bias.as_ref().unwrap().val(),
-        ]
-        .into_iter()
-        .flat_map(|t| t.into_data().try_to_vec::<f32>().unwrap())
-        .collect()
-    };
-    let (a, b) = (flat(&ours_net), flat(&burn_net));
+    let (a, b) = (ours_net.flat(), burn_net.flat());
     let worst = a
         .iter()
         .zip(&b)
@@ -535,16 +537,7 @@ fn the_one_pass_cpu_step_is_bit_for_bit_the_tensor_version() {
                 let (squares, _) = update_size.take().unwrap();
                 sizes.push(squares.into_data().try_to_vec::<f32>().unwrap()[0]);
             }
-            let weights: Vec<f32> = [
-                net.first.weight.val().flatten::<1>(0, 1),
-                net.second.weight.val().flatten::<1>(0, 1),
-                net.first.bias.as_ref().unwrap().val(),
-                net.second.bias.as_ref().unwrap().val(),
-            ]
-            .into_iter()
-            .flat_map(|t| t.into_data().try_to_vec::<f32>().unwrap())
-            .collect();
-            (weights, sizes)
+            (net.flat(), sizes)
         };
         let (one_pass, tensor_ops) = (run(true), run(false));
         if exact_powers {

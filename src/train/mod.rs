@@ -127,6 +127,26 @@ pub struct EpochRecord {
     pub images_per_second: f64,
 }
 
+#[cfg(test)]
+impl EpochRecord {
+    /// An epoch record for tests: `arm`'s `epoch` with these accuracy and loss, the rest fixed.
+    pub(crate) fn example(arm: &str, epoch: u64, test_accuracy: f64, train_loss: f64) -> Self {
+        EpochRecord {
+            arm: arm.into(),
+            epoch,
+            step: epoch * 10,
+            train_loss,
+            train_accuracy: 0.5,
+            test_loss: 1.0,
+            test_accuracy,
+            val_loss: None,
+            val_accuracy: None,
+            wall_seconds: 1.0,
+            images_per_second: 100.0,
+        }
+    }
+}
+
 /// An arm stopped because its loss stopped being finite.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DivergedRecord {
