@@ -35,9 +35,14 @@ pub struct Verdict {
     pub sentence: String,
 }
 
+/// A difference in points to the tenth shown: the sentence and the table agree on what is 0.
+fn to_tenth(difference: f64) -> f64 {
+    (difference * 10.0).round() / 10.0
+}
+
 /// How `difference` (points) compares with `other`: "1.8 points above Adam", "level with SGDM".
 fn compared(difference: f64, other: &str) -> String {
-    let rounded = (difference * 10.0).round() / 10.0;
+    let rounded = to_tenth(difference);
     if rounded == 0.0 {
         format!("level with {other}")
     } else {
@@ -53,7 +58,7 @@ fn compared(difference: f64, other: &str) -> String {
 
 /// A signed difference in points for the table: "+1.8", "−0.4", "0.0".
 pub fn signed_points(difference: f64) -> String {
-    let rounded = (difference * 10.0).round() / 10.0;
+    let rounded = to_tenth(difference);
     if rounded > 0.0 {
         format!("+{rounded:.1}")
     } else if rounded < 0.0 {
