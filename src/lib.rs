@@ -5,8 +5,10 @@ pub mod data;
 pub mod lab;
 pub mod model;
 pub mod optim;
+pub mod palette;
 pub mod trace;
 pub mod train;
+pub mod validation;
 
 #[cfg(test)]
 mod fuzz;

@@ -9,7 +9,8 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::optim::{LrSchedule, OptimizerSpec, SpecError};
+use crate::optim::{LrSchedule, OptimizerSpec};
+use crate::validation::{Field, SpecError};
 
 /// A 2-D test function f(x, y).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,7 +66,7 @@ impl TraceSpec {
     pub fn validate(&self) -> Result<(), SpecError> {
         if self.start.iter().any(|v| !v.is_finite()) {
             return Err(SpecError::new(
-                "start",
+                Field::Start,
                 format!("must be two finite numbers, got {:?}", self.start),
             ));
         }
@@ -73,7 +74,7 @@ impl TraceSpec {
         let f = self.function.value(self.start[0], self.start[1]);
         if !f.is_finite() || f.abs() > f64::from(f32::MAX) {
             return Err(SpecError::new(
-                "start",
+                Field::Start,
                 format!(
                     "f({}, {}) = {f:e} exceeds the f32 range (±{:e}) the trace computes in; start closer to the minimum",
                     self.start[0],
@@ -84,12 +85,12 @@ impl TraceSpec {
         }
         if !(1..=MAX_TRACE_STEPS).contains(&self.steps) {
             return Err(SpecError::new(
-                "steps",
+                Field::Steps,
                 format!("must be in 1..={MAX_TRACE_STEPS}, got {}", self.steps),
             ));
         }
         self.lr.validate()?;
-        self.optimizer.validate()
+        Ok(self.optimizer.validate()?)
     }
 }
 

@@ -10,6 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::backend::{self, Backend, Chosen};
 use super::halt::{self, Point};
 use super::interrupt::{self, Interrupted};
+use super::layout::file_stem;
 use super::results::{self, RecordWriter, Synced, result_files};
 use super::{data, experiment, plot, write_atomic};
 use crate::data::Splits;
@@ -53,43 +54,20 @@ pub struct RunArgs {
     no_plot: bool,
 }
 
-/// The arms `--arms` names: each value is one arm's whole name when the experiment has an arm
-/// so named (names such as "Adam, lr linear → 0" hold commas), else a comma-separated list.
-pub(super) fn arm_names(spec: &ExperimentSpec, values: &[String]) -> Vec<String> {
-    values
-        .iter()
-        .flat_map(|value| {
-            if spec.arms.iter().any(|a| &a.name == value) {
-                vec![value.clone()]
-            } else {
-                value.split(',').map(|n| n.trim().to_owned()).collect()
-            }
-        })
-        .collect()
-}
-
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
-    let mut spec = experiment::load(args.experiment.as_deref(), args.preset.as_deref())?;
-    if let Some(seeds) = &args.seeds {
-        spec.seeds = seeds.clone();
-    }
-    if let Some(epochs) = args.epochs {
-        spec.epochs = epochs;
-    }
-    let flagged = |e: crate::optim::SpecError| {
-        let flag = match e.field.as_str() {
-            "seeds" => "--seeds".to_owned(),
-            "epochs" => "--epochs".to_owned(),
-            "arms" => "--arms".to_owned(),
-            other => other.to_owned(),
-        };
-        anyhow::anyhow!("{flag}: {}", e.message)
-    };
-    spec.validate().map_err(flagged)?;
+    let spec = experiment::load_with(
+        args.experiment.as_deref(),
+        args.preset.as_deref(),
+        args.seeds.as_deref(),
+        args.epochs,
+    )?;
     let shard = args
         .arms
         .as_ref()
-        .map(|values| spec.select_arms(&arm_names(&spec, values)).map_err(flagged))
+        .map(|values| {
+            spec.select_arms(&experiment::arm_names(&spec, values))
+                .map_err(experiment::flagged)
+        })
         .transpose()?
         .map(|selected| {
             selected
@@ -332,52 +310,6 @@ fn say(bar: &ProgressBar, line: &str) {
     }
 }
 
-/// The longest `seed-S.ARMS` stem written out in full: file systems refuse names over 255
-/// bytes, and the stem gets suffixes (`.checkpoint.tmp`).
-const MAX_STEM_BYTES: usize = 160;
-
-/// The file name stem of a seed's results: `seed-S`, or `seed-S.ARMS` for a shard. A shard of
-/// so many arms that its names would make too long a file name is `seed-S.N-arms-HASH`
-/// instead, HASH naming that set of arms (SHA-256 of the names, 12 hex digits).
-pub fn file_stem(seed: u64, shard: Option<&[String]>) -> String {
-    match shard {
-        None => format!("seed-{seed}"),
-        Some(arms) => {
-            let slugs: Vec<String> = arms.iter().map(|a| slug(a)).collect();
-            let full = format!("seed-{seed}.{}", slugs.join("+"));
-            if full.len() <= MAX_STEM_BYTES {
-                return full;
-            }
-            use sha2::{Digest, Sha256};
-            let mut hash = Sha256::new();
-            for arm in arms {
-                hash.update(arm.as_bytes());
-                hash.update([0]);
-            }
-            let hex = data::hex(&hash.finalize()[..6]);
-            format!("seed-{seed}.{}-arms-{hex}", arms.len())
-        }
-    }
-}
-
-/// An arm name as a file-name part: lower-case letters and digits, runs of others as one '-'.
-pub fn slug(name: &str) -> String {
-    let mut out = String::new();
-    for c in name.chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c.to_ascii_lowercase());
-        } else if !out.is_empty() && !out.ends_with('-') {
-            out.push('-');
-        }
-    }
-    let trimmed = out.trim_end_matches('-');
-    if trimmed.is_empty() {
-        "arm".to_owned()
-    } else {
-        trimmed.to_owned()
-    }
-}
-
 /// Trains one seed to the end (or continues it), appending to its result file. Stops with
 /// `Interrupted` after writing a checkpoint when a stop is asked for.
 fn run_seed(
@@ -551,44 +483,4 @@ fn run_seed(
     writer.sync()?;
     bar.finish_and_clear();
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_shard_of_many_arms_gets_a_short_file_name_of_its_own() {
-        let spec = experiment::load(None, Some("fashion-tuned")).unwrap();
-        let names: Vec<String> = spec.arms.iter().map(|a| a.name.clone()).collect();
-        assert_eq!(
-            file_stem(0, Some(&names[..2])),
-            "seed-0.sgdm-lr-1e-2+sgdm-lr-3e-2"
-        );
-        let all = file_stem(3, Some(&names));
-        assert!(
-            all.starts_with("seed-3.30-arms-") && all.len() == 27,
-            "{all}"
-        );
-        assert_eq!(file_stem(3, Some(&names)), all);
-        let others = file_stem(3, Some(&names[1..]));
-        assert!(others.starts_with("seed-3.29-arms-") && others[15..] != all[15..]);
-        for n in 0..=names.len() {
-            assert!(file_stem(0, Some(&names[..n])).len() <= MAX_STEM_BYTES);
-        }
-    }
-
-    #[test]
-    fn arm_names_keep_commas_inside_a_name_and_split_lists() {
-        let spec = experiment::load(None, Some("fashion-study")).unwrap();
-        let names = arm_names(
-            &spec,
-            &[
-                "Adam, lr linear → 0".to_owned(),
-                "SGDM, Adam (p = 0.5)".to_owned(),
-            ],
-        );
-        assert_eq!(names, ["Adam, lr linear → 0", "SGDM", "Adam (p = 0.5)"]);
-        spec.select_arms(&names).unwrap();
-    }
 }

@@ -7,8 +7,10 @@ use burn::tensor::Device;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
-use crate::optim::{Family, FlatOptimizer, Length, LrSchedule, Shape, SpecError, WeightDecay};
+use super::experiment;
+use crate::optim::{Family, FlatOptimizer, Length, LrSchedule, Shape, WeightDecay};
 use crate::trace::{TestFunction, TraceRow, TraceSpec, run_trace};
+use crate::validation::{ExponentField, Field, OptimizerField};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Format {
@@ -101,18 +103,6 @@ fn parse_point(text: &str) -> Result<[f64; 2], String> {
     Ok([number(x)?, number(y)?])
 }
 
-/// Maps a spec field to the flag that sets it, so errors name what the user typed.
-fn flag_for(field: &str) -> String {
-    match field {
-        "p.start" => "--p-start".into(),
-        "p.end" => "--p-end".into(),
-        "p.length" => "--decay-steps".into(),
-        "p" => "--p".into(),
-        "weight_decay" => "--weight-decay".into(),
-        other => format!("--{}", other.replace(['.', '_'], "-")),
-    }
-}
-
 impl TraceArgs {
     /// Flags that only make sense for some optimizers, with the optimizers they belong to.
     fn misplaced_flag(&self) -> Option<(&'static str, &'static str)> {
@@ -183,9 +173,14 @@ impl TraceArgs {
             optimizer,
             lr: LrSchedule::constant(self.lr),
         };
-        spec.validate().map_err(|SpecError { field, message }| {
-            anyhow::anyhow!("{}: {message}", flag_for(&field))
-        })?;
+        spec.validate()
+            .map_err(|error| match (self.optimizer, error.field) {
+                // AdaExp's constant shape is --p-start held: --p is Padam's.
+                (Family::Adaexp, Field::Optimizer(OptimizerField::P(ExponentField::Value))) => {
+                    anyhow::anyhow!("--p-start: {}", error.message)
+                }
+                _ => experiment::flagged(error),
+            })?;
         Ok(spec)
     }
 }

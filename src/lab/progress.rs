@@ -1,7 +1,7 @@
 //! How far a page run has got and how long it has left, from its records and the times at which
 //! they arrived. Nothing here touches the DOM, so it is tested natively.
 
-use crate::train::Record;
+use crate::train::{self, Record};
 
 /// The run's training clock (pauses left out) when records up to `step` had arrived.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -34,14 +34,7 @@ pub struct Progress {
 
 /// The last step any arm has recorded (all arms step together; a stopped arm stops recording).
 pub fn last_step(records: &[Record]) -> u64 {
-    records
-        .iter()
-        .rev()
-        .find_map(|r| match r {
-            Record::Step(s) => Some(s.step),
-            _ => None,
-        })
-        .unwrap_or(0)
+    train::steps(records).next_back().map_or(0, |s| s.step)
 }
 
 impl Progress {
@@ -77,21 +70,10 @@ impl Progress {
             let since = (now - last.seconds).max(0.0);
             ((total - done) as f64 / rate - since).max(0.0)
         });
-        let accuracy_epoch = records
-            .iter()
-            .filter_map(|r| match r {
-                Record::Epoch(e) => Some(e.epoch),
-                _ => None,
-            })
-            .max();
-        let accuracies = records
-            .iter()
-            .filter_map(|r| match r {
-                Record::Epoch(e) if Some(e.epoch) == accuracy_epoch => {
-                    Some((e.arm.clone(), e.test_accuracy))
-                }
-                _ => None,
-            })
+        let accuracy_epoch = train::epochs(records).map(|e| e.epoch).max();
+        let accuracies = train::epochs(records)
+            .filter(|e| Some(e.epoch) == accuracy_epoch)
+            .map(|e| (e.arm.clone(), e.test_accuracy))
             .collect();
         Progress {
             epoch,

@@ -230,17 +230,7 @@ mod tests {
     use crate::train::{DivergedRecord, EpochRecord, StepRecord};
 
     fn run_info() -> RunInfo {
-        RunInfo {
-            experiment: LabSettings::default().experiment(),
-            seed: 0,
-            backend: "WebGPU: SwiftShader".into(),
-            steps_per_epoch: 40,
-            train_images: 2000,
-            test_images: 500,
-            val_images: 0,
-            processor: None,
-            arms: None,
-        }
+        RunInfo::example(LabSettings::default().experiment(), 0, 40, 2000, 500)
     }
 
     #[test]

@@ -43,12 +43,19 @@ pub enum ModelSpec {
 }
 
 impl ModelSpec {
+    pub const ALL: [ModelSpec; 3] = [ModelSpec::SmallCnn, ModelSpec::Resnet20, ModelSpec::Vgg16];
+
+    /// The name files, flags and the page's URL use.
     pub fn name(self) -> &'static str {
         match self {
             ModelSpec::SmallCnn => "small-cnn",
             ModelSpec::Resnet20 => "resnet20",
             ModelSpec::Vgg16 => "vgg16",
         }
+    }
+
+    pub fn parse(name: &str) -> Option<ModelSpec> {
+        ModelSpec::ALL.into_iter().find(|m| m.name() == name)
     }
 
     /// The smallest image side the network can take: below it the poolings (or strides) shrink

@@ -18,7 +18,7 @@ pub use adaexp::{AdaptiveExponent, SharedSchedule};
 pub use schedule::{Length, LrDecay, LrSchedule, Schedule, Shape};
 #[cfg(feature = "train")]
 pub use sgdm::Sgdm;
-pub use spec::{Family, FlatOptimizer, OptimizerSpec, SpecError, WeightDecay};
+pub use spec::{Family, FlatOptimizer, OptimizerSpec, WeightDecay};
 #[cfg(feature = "train")]
 pub use update::{BuiltOptimizer, UpdateSize, scale_update};
 #[cfg(feature = "train")]

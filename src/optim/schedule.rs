@@ -7,7 +7,9 @@
 use serde::{Deserialize, Serialize};
 use std::f64::consts::PI;
 
-use crate::optim::spec::{SpecError, check_fraction, check_positive, check_range};
+use crate::validation::{
+    ExponentField, Invalid, LrField, check_fraction, check_positive, check_range,
+};
 
 /// How long a schedule runs: a number of optimizer steps or of epochs.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -26,9 +28,9 @@ impl Length {
         }
     }
 
-    pub fn validate(&self, field: &str) -> Result<(), SpecError> {
+    pub fn validate<F>(&self, field: F) -> Result<(), Invalid<F>> {
         match *self {
-            Length::Steps(0) => Err(SpecError::new(field, "must be at least 1 step, got 0")),
+            Length::Steps(0) => Err(Invalid::new(field, "must be at least 1 step, got 0")),
             Length::Steps(_) => Ok(()),
             Length::Epochs(e) => check_positive(field, e),
         }
@@ -135,31 +137,29 @@ impl Schedule {
     }
 
     /// Checks an exponent schedule: every level in [0, 1], a positive length, ordered fractions.
-    /// `field` names the schedule (e.g. `p`) in the error.
-    pub fn validate_exponent(&self, field: &str) -> Result<(), SpecError> {
-        let level_field = |name: &str| format!("{field}.{name}");
+    pub fn validate_exponent(&self) -> Result<(), Invalid<ExponentField>> {
         match self {
-            Schedule::Constant { value } => check_range(field, *value, 0.0, 1.0)?,
+            Schedule::Constant { value } => check_range(ExponentField::Value, *value, 0.0, 1.0)?,
             Schedule::Linear { start, end, length } | Schedule::Cosine { start, end, length } => {
-                check_range(&level_field("start"), *start, 0.0, 1.0)?;
-                check_range(&level_field("end"), *end, 0.0, 1.0)?;
-                length.validate(&level_field("length"))?;
+                check_range(ExponentField::Start, *start, 0.0, 1.0)?;
+                check_range(ExponentField::End, *end, 0.0, 1.0)?;
+                length.validate(ExponentField::Length)?;
             }
             Schedule::Step {
                 start,
                 steps,
                 length,
             } => {
-                check_range(&level_field("start"), *start, 0.0, 1.0)?;
-                length.validate(&level_field("length"))?;
+                check_range(ExponentField::Start, *start, 0.0, 1.0)?;
+                length.validate(ExponentField::Length)?;
                 let mut previous = None;
                 for (i, (fraction, value)) in steps.iter().enumerate() {
-                    let name = level_field(&format!("steps[{i}]"));
-                    check_fraction(&name, *fraction)?;
-                    check_range(&name, *value, 0.0, 1.0)?;
+                    let field = ExponentField::Step(i);
+                    check_fraction(field, *fraction)?;
+                    check_range(field, *value, 0.0, 1.0)?;
                     if previous.is_some_and(|p| *fraction <= p) {
-                        return Err(SpecError::new(
-                            &name,
+                        return Err(Invalid::new(
+                            field,
                             format!(
                                 "fractions must be strictly increasing, got {fraction} after {}",
                                 previous.unwrap_or_default()
@@ -281,37 +281,37 @@ impl LrSchedule {
         decayed * warm
     }
 
-    pub fn validate(&self) -> Result<(), SpecError> {
-        check_positive("lr", self.base)?;
+    pub fn validate(&self) -> Result<(), Invalid<LrField>> {
+        check_positive(LrField::Base, self.base)?;
         match &self.decay {
             LrDecay::Constant => {}
             LrDecay::Step { milestones, gamma } => {
-                check_range("lr.gamma", *gamma, 0.0, 1.0)?;
+                check_range(LrField::Gamma, *gamma, 0.0, 1.0)?;
                 let mut previous: Option<&Length> = None;
                 for (i, m) in milestones.iter().enumerate() {
-                    let name = format!("lr.milestones[{i}]");
-                    m.validate(&name)?;
+                    let field = LrField::Milestone(i);
+                    m.validate(field)?;
                     if let Some(p) = previous
                         && std::mem::discriminant(p) == std::mem::discriminant(m)
                         && m.steps(1) <= p.steps(1)
                     {
-                        return Err(SpecError::new(&name, "milestones must be increasing"));
+                        return Err(Invalid::new(field, "milestones must be increasing"));
                     }
                     previous = Some(m);
                 }
             }
             LrDecay::Linear { floor, length } | LrDecay::Cosine { floor, length } => {
                 if !floor.is_finite() || *floor < 0.0 || *floor > self.base {
-                    return Err(SpecError::new(
-                        "lr.floor",
+                    return Err(Invalid::new(
+                        LrField::Floor,
                         format!("must be in [0, lr = {}], got {floor}", self.base),
                     ));
                 }
-                length.validate("lr.length")?;
+                length.validate(LrField::Length)?;
             }
         }
         if let Some(w) = &self.warmup {
-            w.validate("lr.warmup")?;
+            w.validate(LrField::Warmup)?;
         }
         Ok(())
     }
@@ -479,7 +479,7 @@ mod tests {
             },
             warmup: None,
         };
-        assert_eq!(above.validate().unwrap_err().field, "lr.floor");
+        assert_eq!(above.validate().unwrap_err().field, LrField::Floor);
     }
 
     #[test]
@@ -513,8 +513,8 @@ mod tests {
             end: 1.5,
             length: STEPS,
         };
-        let err = bad.validate_exponent("p").unwrap_err();
-        assert_eq!(err.field, "p.end");
+        let err = bad.validate_exponent().unwrap_err();
+        assert_eq!(err.field, ExponentField::End);
         assert!(err.to_string().contains("[0, 1]"), "{err}");
 
         let zero = Schedule::Linear {
@@ -522,23 +522,29 @@ mod tests {
             end: 0.0,
             length: Length::Steps(0),
         };
-        assert_eq!(zero.validate_exponent("p").unwrap_err().field, "p.length");
+        assert_eq!(
+            zero.validate_exponent().unwrap_err().field,
+            ExponentField::Length
+        );
 
         let unordered = Schedule::Step {
             start: 0.5,
             steps: vec![(0.6, 0.2), (0.4, 0.1)],
             length: STEPS,
         };
-        let err = unordered.validate_exponent("p").unwrap_err();
-        assert_eq!(err.field, "p.steps[1]");
+        let err = unordered.validate_exponent().unwrap_err();
+        assert_eq!(err.field, ExponentField::Step(1));
         assert!(err.to_string().contains("increasing"));
 
         let nan = Schedule::constant(f64::NAN);
-        assert_eq!(nan.validate_exponent("p").unwrap_err().field, "p");
+        assert_eq!(
+            nan.validate_exponent().unwrap_err().field,
+            ExponentField::Value
+        );
 
         assert_eq!(
             LrSchedule::constant(0.0).validate().unwrap_err().field,
-            "lr"
+            LrField::Base
         );
     }
 }

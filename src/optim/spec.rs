@@ -4,64 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::optim::schedule::{Length, Schedule};
-
-/// An invalid hyperparameter: which field, and what was expected.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
-#[error("{field}: {message}")]
-pub struct SpecError {
-    pub field: String,
-    pub message: String,
-}
-
-impl SpecError {
-    pub fn new(field: &str, message: impl Into<String>) -> Self {
-        SpecError {
-            field: field.to_owned(),
-            message: message.into(),
-        }
-    }
-}
-
-/// A finite number > 0.
-pub fn check_positive(field: &str, value: f64) -> Result<(), SpecError> {
-    if value.is_finite() && value > 0.0 {
-        Ok(())
-    } else {
-        Err(SpecError::new(
-            field,
-            format!("must be a finite number > 0, got {value}"),
-        ))
-    }
-}
-
-/// A finite number in the closed range [lo, hi].
-pub fn check_range(field: &str, value: f64, lo: f64, hi: f64) -> Result<(), SpecError> {
-    if value.is_finite() && (lo..=hi).contains(&value) {
-        Ok(())
-    } else {
-        Err(SpecError::new(
-            field,
-            format!("must be in [{lo}, {hi}], got {value}"),
-        ))
-    }
-}
-
-/// A fraction of a schedule's length: [0, 1].
-pub fn check_fraction(field: &str, value: f64) -> Result<(), SpecError> {
-    check_range(field, value, 0.0, 1.0)
-}
-
-/// A decay rate such as β or momentum: [0, 1).
-pub fn check_decay_rate(field: &str, value: f64) -> Result<(), SpecError> {
-    if value.is_finite() && (0.0..1.0).contains(&value) {
-        Ok(())
-    } else {
-        Err(SpecError::new(
-            field,
-            format!("must be in [0, 1), got {value}"),
-        ))
-    }
-}
+use crate::validation::{Invalid, OptimizerField, check_decay_rate, check_positive};
 
 /// Weight decay λ: coupled L2 (λθ added to the gradient) or decoupled (θ ← θ − η·λ·θ).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -78,13 +21,13 @@ impl WeightDecay {
         }
     }
 
-    fn validate(self) -> Result<(), SpecError> {
+    fn validate(self) -> Result<(), Invalid<OptimizerField>> {
         let lambda = self.lambda();
         if lambda.is_finite() && lambda >= 0.0 {
             Ok(())
         } else {
-            Err(SpecError::new(
-                "weight_decay",
+            Err(Invalid::new(
+                OptimizerField::WeightDecay,
                 format!("must be a finite number >= 0, got {lambda}"),
             ))
         }
@@ -216,6 +159,16 @@ pub struct FlatOptimizer {
 }
 
 impl Family {
+    /// The short name used in flags and files: `sgdm`, `adam`, `padam`, `adaexp`.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Family::Sgdm => "sgdm",
+            Family::Adam => "adam",
+            Family::Padam => "padam",
+            Family::Adaexp => "adaexp",
+        }
+    }
+
     /// The one place flat controls become a spec.
     pub fn spec(self, flat: &FlatOptimizer) -> OptimizerSpec {
         let adam = AdamSpec::default();
@@ -320,14 +273,18 @@ pub struct AdaptiveParams {
 }
 
 impl OptimizerSpec {
+    pub fn family(&self) -> Family {
+        match self {
+            OptimizerSpec::Sgdm(_) => Family::Sgdm,
+            OptimizerSpec::Adam(_) => Family::Adam,
+            OptimizerSpec::Padam(_) => Family::Padam,
+            OptimizerSpec::AdaExp(_) => Family::Adaexp,
+        }
+    }
+
     /// The short name used in flags and files: `sgdm`, `adam`, `padam`, `adaexp`.
     pub fn kind(&self) -> &'static str {
-        match self {
-            OptimizerSpec::Sgdm(_) => "sgdm",
-            OptimizerSpec::Adam(_) => "adam",
-            OptimizerSpec::Padam(_) => "padam",
-            OptimizerSpec::AdaExp(_) => "adaexp",
-        }
+        self.family().kind()
     }
 
     pub fn weight_decay(&self) -> Option<WeightDecay> {
@@ -365,20 +322,22 @@ impl OptimizerSpec {
             .map(|a| a.exponent.value(step, steps_per_epoch))
     }
 
-    pub fn validate(&self) -> Result<(), SpecError> {
+    pub fn validate(&self) -> Result<(), Invalid<OptimizerField>> {
         if let Some(wd) = self.weight_decay() {
             wd.validate()?;
         }
         match self {
-            OptimizerSpec::Sgdm(s) => check_decay_rate("momentum", s.momentum),
+            OptimizerSpec::Sgdm(s) => check_decay_rate(OptimizerField::Momentum, s.momentum),
             _ => {
                 let Some(a) = self.adaptive() else {
                     unreachable!("every non-SGDM spec is adaptive")
                 };
-                check_decay_rate("beta1", a.beta1)?;
-                check_decay_rate("beta2", a.beta2)?;
-                check_positive("eps", a.eps)?;
-                a.exponent.validate_exponent("p")
+                check_decay_rate(OptimizerField::Beta1, a.beta1)?;
+                check_decay_rate(OptimizerField::Beta2, a.beta2)?;
+                check_positive(OptimizerField::Eps, a.eps)?;
+                a.exponent
+                    .validate_exponent()
+                    .map_err(|e| e.at(OptimizerField::P))
             }
         }
     }
@@ -440,13 +399,14 @@ mod tests {
 
     #[test]
     fn invalid_values_name_field_and_range() {
-        let cases: Vec<(OptimizerSpec, &str, &str)> = vec![
+        use crate::validation::ExponentField;
+        let cases: Vec<(OptimizerSpec, OptimizerField, &str)> = vec![
             (
                 OptimizerSpec::Adam(AdamSpec {
                     beta1: 1.0,
                     ..AdamSpec::default()
                 }),
-                "beta1",
+                OptimizerField::Beta1,
                 "[0, 1)",
             ),
             (
@@ -454,7 +414,7 @@ mod tests {
                     beta2: f64::NAN,
                     ..AdamSpec::default()
                 }),
-                "beta2",
+                OptimizerField::Beta2,
                 "[0, 1)",
             ),
             (
@@ -462,7 +422,7 @@ mod tests {
                     eps: 0.0,
                     ..AdamSpec::default()
                 }),
-                "eps",
+                OptimizerField::Eps,
                 "> 0",
             ),
             (
@@ -470,7 +430,7 @@ mod tests {
                     p: -0.1,
                     ..PadamSpec::default()
                 }),
-                "p",
+                OptimizerField::P(ExponentField::Value),
                 "[0, 1]",
             ),
             (
@@ -478,7 +438,7 @@ mod tests {
                     momentum: -0.5,
                     ..SgdmSpec::default()
                 }),
-                "momentum",
+                OptimizerField::Momentum,
                 "[0, 1)",
             ),
             (
@@ -486,7 +446,7 @@ mod tests {
                     weight_decay: Some(WeightDecay::L2(f64::INFINITY)),
                     ..SgdmSpec::default()
                 }),
-                "weight_decay",
+                OptimizerField::WeightDecay,
                 ">= 0",
             ),
         ];

@@ -61,7 +61,7 @@ pub fn read_epochs_csv(text: &str) -> Result<Vec<EpochRecord>, csv::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::StepRecord;
+    use crate::train::{StepRecord, epochs};
 
     fn epoch(arm: &str, epoch: u64, accuracy: f64) -> Record {
         Record::Epoch(EpochRecord {
@@ -103,13 +103,7 @@ mod tests {
             Some("\"Adam \"\"p = 0.5\"\", fixed\",1,4,0.3333333333333333,0.25,2.5,0.625,1.5,320.0")
         );
         let back = read_epochs_csv(&text).unwrap();
-        let expected: Vec<EpochRecord> = records
-            .into_iter()
-            .filter_map(|r| match r {
-                Record::Epoch(e) => Some(e),
-                _ => None,
-            })
-            .collect();
+        let expected: Vec<EpochRecord> = epochs(&records).cloned().collect();
         assert_eq!(back, expected);
         assert_eq!(
             epochs_csv(&[]).unwrap(),

@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "train")]
 pub use session::{
-    ArmCheckpoint, ArmStatus, Checkpoint, EpochTotals, Progress, Session, TrainError,
+    ArmCheckpoint, ArmState, ArmStatus, Checkpoint, EpochTotals, Progress, Session, TrainError,
 };
-pub use spec::{ArmLr, ArmSpec, ExperimentSpec};
+pub use spec::{ArmLr, ArmSpec, ExperimentSpec, Planned};
 
 /// One line of a result file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -75,6 +75,20 @@ impl RunInfo {
 }
 
 impl Record {
+    pub fn as_step(&self) -> Option<&StepRecord> {
+        match self {
+            Record::Step(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_epoch(&self) -> Option<&EpochRecord> {
+        match self {
+            Record::Epoch(e) => Some(e),
+            _ => None,
+        }
+    }
+
     /// The arm a metric record belongs to (`None` for the run header).
     pub fn arm(&self) -> Option<&str> {
         match self {
@@ -85,6 +99,32 @@ impl Record {
             Record::Stopped(r) => Some(&r.arm),
         }
     }
+}
+
+/// The step records among `records`, in order.
+pub fn steps(records: &[Record]) -> impl DoubleEndedIterator<Item = &StepRecord> {
+    records.iter().filter_map(Record::as_step)
+}
+
+/// The epoch records among `records`, in order.
+pub fn epochs(records: &[Record]) -> impl DoubleEndedIterator<Item = &EpochRecord> {
+    records.iter().filter_map(Record::as_epoch)
+}
+
+/// `arm`'s step records, in order.
+pub fn steps_of<'a: 'b, 'b>(
+    records: &'a [Record],
+    arm: &'b str,
+) -> impl DoubleEndedIterator<Item = &'a StepRecord> + 'b {
+    steps(records).filter(move |s| s.arm == arm)
+}
+
+/// `arm`'s epoch records, in order.
+pub fn epochs_of<'a: 'b, 'b>(
+    records: &'a [Record],
+    arm: &'b str,
+) -> impl DoubleEndedIterator<Item = &'a EpochRecord> + 'b {
+    epochs(records).filter(move |e| e.arm == arm)
 }
 
 /// After one optimizer step of one arm.
@@ -125,6 +165,30 @@ pub struct EpochRecord {
     pub wall_seconds: f64,
     /// Training images per second of this arm's own steps.
     pub images_per_second: f64,
+}
+
+#[cfg(test)]
+impl RunInfo {
+    /// A run header for tests: `experiment`'s `seed` on the CPU, all arms, no validation split.
+    pub(crate) fn example(
+        experiment: ExperimentSpec,
+        seed: u64,
+        steps_per_epoch: u64,
+        train_images: usize,
+        test_images: usize,
+    ) -> Self {
+        RunInfo {
+            experiment,
+            seed,
+            backend: "cpu".into(),
+            steps_per_epoch,
+            train_images,
+            test_images,
+            val_images: 0,
+            processor: None,
+            arms: None,
+        }
+    }
 }
 
 #[cfg(test)]

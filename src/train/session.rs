@@ -2,11 +2,8 @@
 
 use std::collections::VecDeque;
 
-use burn::module::Module;
-use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{GradientsParams, ModuleOptimizer};
-use burn::store::ModuleRecord;
-use burn::tensor::{Bytes, Device, Int, Tensor};
+use burn::tensor::{Device, Tensor};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use web_time::{Duration, Instant};
@@ -73,31 +70,11 @@ struct Arm {
     pending: VecDeque<Pending>,
 }
 
-/// Everything needed to continue a run after the steps taken so far, at an epoch boundary or
-/// within an epoch (a preempted run): the epoch's batch order follows from the seed and epoch,
-/// so the batches done and the augmentation stream's position are all the position there is.
-#[derive(Debug)]
-pub struct Checkpoint {
-    /// Epochs completed.
-    pub epoch: u64,
-    /// Batches done in the current epoch (0 at an epoch boundary).
-    pub batch: u64,
-    /// Words drawn so far from the current epoch's augmentation stream.
-    pub augment_position: u128,
-    pub arms: Vec<ArmCheckpoint>,
-}
+mod checkpoint;
+mod evaluation;
 
-#[derive(Debug)]
-pub struct ArmCheckpoint {
-    pub name: String,
-    pub status: ArmStatus,
-    pub step: u64,
-    /// The current epoch's sums so far (zero at an epoch boundary).
-    pub totals: EpochTotals,
-    /// Burnpack bytes of the model and of the optimizer state.
-    pub model: Vec<u8>,
-    pub optimizer: Vec<u8>,
-}
+pub use checkpoint::{ArmCheckpoint, ArmState, Checkpoint};
+use evaluation::{evaluate, loss_and_correct};
 
 pub struct Session {
     spec: ExperimentSpec,
@@ -158,22 +135,6 @@ async fn read(tensor: Tensor<1>) -> Result<Vec<f32>, TrainError> {
         .map_err(device_error)?
         .try_to_vec::<f32>()
         .map_err(device_error)
-}
-
-/// Mean cross-entropy and the number of correct predictions, as one [2] tensor.
-fn loss_and_correct(logits: Tensor<2>, labels: Tensor<1, Int>) -> (Tensor<1>, Tensor<1>) {
-    let loss = CrossEntropyLossConfig::new()
-        .init(&logits.device())
-        .forward(logits.clone(), labels.clone());
-    let correct = logits
-        .argmax(1)
-        .squeeze_dim::<1>(1)
-        .equal(labels)
-        .int()
-        .sum()
-        .float();
-    let stats = Tensor::cat(vec![loss.clone().detach(), correct], 0);
-    (loss, stats)
 }
 
 impl Session {
@@ -338,7 +299,7 @@ impl Session {
     /// Every trained parameter of the arm named `arm`, flattened in visiting order.
     #[cfg(test)]
     pub(crate) fn flat_parameters(&self, arm: &str) -> Vec<f32> {
-        use burn::module::{ModuleVisitor, Param};
+        use burn::module::{Module, ModuleVisitor, Param};
         struct Flatten(Vec<f32>);
         impl ModuleVisitor for Flatten {
             fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
@@ -479,22 +440,25 @@ impl Session {
         let values = read(Tensor::cat(parts, 0)).await?;
         let share = waited.elapsed() / layout.len() as u32;
         let mut records: Vec<Record> = Vec::new();
+        // Each arm's update size at the step settled here (`None`: it took no step), by arm
+        // index. A matched arm's target comes earlier in step order, so its entry is in by then.
+        let mut update_rms: Vec<Option<f64>> = vec![None; self.arms.len()];
         for (i, offset) in layout {
             let pending = self.arms[i].pending.pop_front().expect("laid out above");
             let mine = &values[offset..offset + pending.values_len];
-            // A matched arm's target settled earlier in this loop (step order): its record of
-            // this step holds the size matched; none means it stopped at this step.
-            let target_rms = pending.target.map(|target| {
-                let name = &self.arms[target].spec.name;
-                records.iter().find_map(|r| match r {
-                    Record::Step(s) if &s.arm == name && s.step == pending.step => s.update_rms,
-                    _ => None,
-                })
-            });
-            let target_name = pending
-                .target
-                .map(|target| self.arms[target].spec.name.clone());
-            records.push(self.arms[i].settle_step(pending, mine, target_rms, target_name, share));
+            let rate = match pending.rate {
+                StepRate::Scheduled(lr) => SettledRate::Scheduled(lr),
+                StepRate::Matched { target } => SettledRate::Matched(MatchedTo {
+                    name: self.arms[target].spec.name.clone(),
+                    update_rms: update_rms[target],
+                }),
+            };
+            let record = self.arms[i].settle_step(pending, mine, rate, share);
+            update_rms[i] = match &record {
+                Record::Step(step) => step.update_rms,
+                _ => None,
+            };
+            records.push(record);
         }
         Ok(records)
     }
@@ -588,115 +552,6 @@ impl Session {
         }
         Ok(records)
     }
-
-    /// The state after the steps taken so far. Steps still queued (not yet turned into records)
-    /// would be lost from the records, so they must be settled first (`settle_all`).
-    pub fn checkpoint(&self) -> Result<Checkpoint, TrainError> {
-        if self.arms.iter().any(|a| !a.pending.is_empty()) {
-            return Err(TrainError::Checkpoint(
-                "steps are still queued on the device; settle them before checkpointing".into(),
-            ));
-        }
-        let arms = self
-            .arms
-            .iter()
-            .map(|arm| {
-                let model = arm.model.as_ref().expect("model present between steps");
-                // Batch norm's running statistics hold their latest update aside until the next
-                // one or an evaluation (Burn's `RunningState`); a record taken mid-epoch would
-                // miss it. `valid()` folds it in (exactly: a mean of one) and is otherwise unused.
-                let _ = model.valid();
-                let model_bytes = model
-                    .clone()
-                    .into_record()
-                    .into_bytes()
-                    .map_err(|e| TrainError::Checkpoint(format!("{e:?}")))?;
-                let optimizer_bytes = arm
-                    .optimizer
-                    .into_bytes()
-                    .map_err(|e| TrainError::Checkpoint(format!("{e:?}")))?;
-                Ok(ArmCheckpoint {
-                    name: arm.spec.name.clone(),
-                    status: arm.status,
-                    step: arm.step,
-                    totals: arm.totals.clone(),
-                    model: model_bytes.to_vec(),
-                    optimizer: optimizer_bytes.to_vec(),
-                })
-            })
-            .collect::<Result<Vec<_>, TrainError>>()?;
-        Ok(Checkpoint {
-            epoch: self.epoch,
-            batch: self.batch,
-            augment_position: if self.batch == 0 {
-                0
-            } else {
-                self.augment_rng.get_word_pos()
-            },
-            arms,
-        })
-    }
-
-    /// Continues from a checkpoint taken by a session of the same spec, seed and data.
-    pub fn restore(&mut self, checkpoint: Checkpoint) -> Result<(), TrainError> {
-        if checkpoint.batch >= self.steps_per_epoch {
-            return Err(TrainError::Checkpoint(format!(
-                "it stands at batch {} of an epoch of {} batches",
-                checkpoint.batch, self.steps_per_epoch
-            )));
-        }
-        if checkpoint.arms.len() != self.arms.len() {
-            return Err(TrainError::Checkpoint(format!(
-                "it holds {} arms, the experiment has {}",
-                checkpoint.arms.len(),
-                self.arms.len()
-            )));
-        }
-        for (arm, saved) in self.arms.iter_mut().zip(checkpoint.arms) {
-            if saved.name != arm.spec.name {
-                return Err(TrainError::Checkpoint(format!(
-                    "arm '{}' found where the experiment has '{}'",
-                    saved.name, arm.spec.name
-                )));
-            }
-            let bad = |what: &str, e: &dyn std::fmt::Debug| {
-                TrainError::Checkpoint(format!("arm '{}': unreadable {what}: {e:?}", saved.name))
-            };
-            let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(saved.model))
-                .map_err(|e| bad("model", &e))?;
-            // Load into the arm's own (freshly built) model; a clone shares its tensors, so a
-            // failed load leaves the arm as it was.
-            let model = arm
-                .model
-                .clone()
-                .expect("model present between steps")
-                .try_load_record(record)
-                .map_err(|e| bad("model", &e))?;
-            let built = arm.spec.optimizer.build(self.steps_per_epoch);
-            built.update_size.track();
-            arm.update_size = built.update_size;
-            arm.optimizer = built
-                .optimizer
-                .from_bytes(Bytes::from_bytes_vec(saved.optimizer))
-                .map_err(|e| bad("optimizer state", &e))?;
-            arm.exponent = built.exponent;
-            arm.model = Some(model);
-            arm.status = saved.status;
-            arm.step = saved.step;
-            arm.totals = saved.totals;
-        }
-        self.epoch = checkpoint.epoch;
-        self.batch = checkpoint.batch;
-        if self.batch > 0 {
-            // Mid-epoch: the same order and augmentation stream `step` starts an epoch with,
-            // the stream moved on to where the checkpoint left it.
-            self.order = epoch_order(self.data.train.len(), self.seed, self.epoch);
-            self.augment_rng = rng(self.seed, Purpose::Augment, self.epoch);
-            self.augment_rng.set_word_pos(checkpoint.augment_position);
-            self.epoch_started = Instant::now();
-        }
-        Ok(())
-    }
 }
 
 /// Where an arm's learning rate for a step comes from.
@@ -717,12 +572,34 @@ enum Settle {
     AllButNewest,
 }
 
+/// What sets a queued step's learning rate.
+#[derive(Clone, Copy)]
+enum StepRate {
+    /// Its schedule's value at the step.
+    Scheduled(f64),
+    /// Whatever rate makes the update as large as arm `target`'s at the same step: known once
+    /// both steps are read.
+    Matched { target: usize },
+}
+
+/// A settled step's rate: its schedule's, or the update size it matches.
+enum SettledRate {
+    Scheduled(f64),
+    Matched(MatchedTo),
+}
+
+/// How the arm a matched step follows came out of the same step.
+struct MatchedTo {
+    name: String,
+    /// RMS of its update at that step; `None` when it took no step (it stopped).
+    update_rms: Option<f64>,
+}
+
 /// A step queued on the device whose values have not been read yet.
 struct Pending {
     step: u64,
     epoch: u64,
-    /// The scheduled rate; a matched arm's is known once the sizes are read.
-    lr: Option<f64>,
+    rate: StepRate,
     p: Option<f64>,
     /// Loss, correct count and (when any parameter was updated) Σ(Δθ)² of the step at the
     /// rate it took (a matched arm: at lr 1, before scaling).
@@ -730,8 +607,6 @@ struct Pending {
     values_len: usize,
     /// Elements Σ(Δθ)² covers, and the same sum on the device for an arm matching this one.
     update: Option<(Tensor<1>, usize)>,
-    /// The arm a matched step followed.
-    target: Option<usize>,
     /// The weights before the step: the arm's again if it turns out to have diverged.
     before: Model,
     images: usize,
@@ -786,8 +661,8 @@ impl Arm {
         let mut values = vec![stats.without_autodiff()];
         values.extend(update.as_ref().map(|(squares, _)| squares.clone()));
         let values_len = 2 + usize::from(update.is_some());
-        let mut target = None;
-        if let (Rate::Matched { target: j, update }, Some((own, own_n))) = (rate, &update) {
+        let mut step_rate = StepRate::Scheduled(lr);
+        if let (Rate::Matched { target, update }, Some((own, own_n))) = (rate, &update) {
             let (target_squares, target_n) = *update;
             // scale = √(target mean square / own mean square); no update of its own (a zero
             // gradient) cannot be scaled to any size and stays put.
@@ -796,33 +671,30 @@ impl Arm {
                 .sqrt()
                 .mask_fill(own_mean.equal_elem(0.0), 0.0);
             updated = scale_update(&before, updated, &scale);
-            target = Some(j);
+            step_rate = StepRate::Matched { target };
         }
         self.model = Some(updated);
         self.step = step;
         self.pending.push_back(Pending {
             step,
             epoch,
-            lr: (target.is_none()).then_some(lr),
+            rate: step_rate,
             p,
             values: Tensor::cat(values, 0),
             values_len,
             update,
-            target,
             before,
             images: batch.labels.dims()[0],
             queued: started.elapsed(),
         });
     }
 
-    /// Turns a queued step's values into its record; `target_rms` is the size a matched step
-    /// followed (`Some(None)`: its target stopped at this step).
+    /// Turns a queued step's values into its record, at the rate `rate` settles on.
     fn settle_step(
         &mut self,
         pending: Pending,
         values: &[f32],
-        target_rms: Option<Option<f64>>,
-        target_name: Option<String>,
+        rate: SettledRate,
         read_share: Duration,
     ) -> Record {
         let (step, epoch) = (pending.step, pending.epoch);
@@ -834,20 +706,24 @@ impl Arm {
         let stopped = |reason: String| (ArmStatus::Stopped { step }, reason);
         // What stops a matched step comes first: its target's fate decides whether it had a
         // step to take at all.
-        let stop = match (target_rms, own_rms) {
-            (Some(target), _) if !target.is_some_and(f64::is_finite) => Some(stopped(format!(
-                "the arm it matches, '{}', {} at this step, so there is no update size to match",
-                target_name.unwrap_or_default(),
-                if target.is_some() {
-                    "took a step of no finite size"
-                } else {
-                    "stopped training"
-                }
-            ))),
+        let stop = match (&rate, own_rms) {
+            (SettledRate::Matched(target), _) if !target.update_rms.is_some_and(f64::is_finite) => {
+                Some(stopped(format!(
+                    "the arm it matches, '{}', {} at this step, so there is no update size to match",
+                    target.name,
+                    if target.update_rms.is_some() {
+                        "took a step of no finite size"
+                    } else {
+                        "stopped training"
+                    }
+                )))
+            }
             _ if !loss.is_finite() => Some((ArmStatus::Diverged { step }, loss.to_string())),
-            (Some(_), unscaled) if !unscaled.is_some_and(f64::is_finite) => Some(stopped(format!(
-                "its update at lr 1 has no finite size ({unscaled:?}) to scale"
-            ))),
+            (SettledRate::Matched(_), unscaled) if !unscaled.is_some_and(f64::is_finite) => {
+                Some(stopped(format!(
+                    "its update at lr 1 has no finite size ({unscaled:?}) to scale"
+                )))
+            }
             _ => None,
         };
         if let Some((status, why)) = stop {
@@ -868,8 +744,10 @@ impl Arm {
                 }),
             };
         }
-        let (lr, update_rms) = match (target_rms.flatten(), own_rms) {
-            (Some(target), Some(unscaled)) => {
+        let (lr, update_rms) = match (rate, own_rms) {
+            // Both sizes are finite here (checked above).
+            (SettledRate::Matched(target), Some(unscaled)) => {
+                let target = target.update_rms.unwrap_or_default();
                 let scale = if unscaled > 0.0 {
                     target / unscaled
                 } else {
@@ -877,12 +755,9 @@ impl Arm {
                 };
                 (scale, Some(unscaled * scale))
             }
-            (_, own) => (
-                pending
-                    .lr
-                    .expect("a step that matches nothing is scheduled"),
-                own,
-            ),
+            // Stopped above: no finite size of its own.
+            (SettledRate::Matched(_), None) => (0.0, None),
+            (SettledRate::Scheduled(lr), own) => (lr, own),
         };
         self.totals.loss_sum += loss * pending.images as f64;
         self.totals.correct += correct;
@@ -905,33 +780,4 @@ impl Arm {
 async fn yield_to_browser() {
     #[cfg(target_arch = "wasm32")]
     gloo_timers::future::sleep(Duration::ZERO).await;
-}
-
-/// Mean test loss and accuracy, without gradients and with batch norm in inference mode.
-async fn evaluate(
-    model: &Model,
-    set: &ImageSet,
-    normalization: &Normalization,
-    batch_size: usize,
-    device: &Device,
-) -> Result<(f64, f64), TrainError> {
-    let model = model.valid();
-    let inner = device.clone().without_autodiff();
-    let indices: Vec<usize> = (0..set.len()).collect();
-    let chunks: Vec<&[usize]> = indices.chunks(batch_size).collect();
-    // Every batch queued, then one read of all their [loss, correct] pairs.
-    let mut stats = Vec::with_capacity(chunks.len());
-    for chunk in &chunks {
-        let batch = make_batch(set, chunk, normalization, None, &inner);
-        stats.push(loss_and_correct(model.forward(batch.images), batch.labels).1);
-        yield_to_browser().await;
-    }
-    let stats = read(Tensor::cat(stats, 0)).await?;
-    let (mut loss_sum, mut correct) = (0.0, 0.0);
-    for (chunk, pair) in chunks.iter().zip(stats.chunks(2)) {
-        loss_sum += f64::from(pair[0]) * chunk.len() as f64;
-        correct += f64::from(pair[1]);
-    }
-    let n = set.len().max(1) as f64;
-    Ok((loss_sum / n, correct / n))
 }

@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{Dataset, SubsetSizes};
 use crate::model::ModelSpec;
-use crate::optim::{Length, LrDecay, LrSchedule, OptimizerSpec, SpecError};
+use crate::optim::schedule::sample_over_run;
+use crate::optim::{Length, LrDecay, LrSchedule, OptimizerSpec};
+use crate::validation::{ArmField, Field, SpecError};
 
 /// One optimizer run inside a session.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -25,6 +27,29 @@ impl ArmSpec {
     pub fn family(&self) -> &str {
         self.family.as_deref().unwrap_or(&self.name)
     }
+
+    /// What this arm plans over a run of `total_steps`, sampled as every schedule figure draws
+    /// it (`sample_over_run`, about `points` samples).
+    pub fn planned(&self, total_steps: u64, steps_per_epoch: u64, points: u64) -> Planned {
+        let spe = steps_per_epoch.max(1);
+        Planned {
+            exponent: sample_over_run(total_steps, spe, points, |t| {
+                self.optimizer.exponent_at(t, spe)
+            }),
+            lr: self.lr.schedule().and_then(|lr| {
+                sample_over_run(total_steps, spe, points, |t| Some(lr.value(t, spe)))
+            }),
+        }
+    }
+}
+
+/// An arm's exponent p(t) and learning rate η(t) as (epoch, value) samples; `None` where it has
+/// no plan: SGDM has no exponent, and a matched arm's rate is whatever its target's update size
+/// asks, so figures draw what it took (from its records) instead.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Planned {
+    pub exponent: Option<Vec<(f64, f64)>>,
+    pub lr: Option<Vec<(f64, f64)>>,
 }
 
 /// An arm as written: its rate may be a grid, which only an experiment's arm list expands.
@@ -278,7 +303,7 @@ pub fn check_name(name: &str) -> Result<(), SpecError> {
         || name.starts_with(['.', '-'])
     {
         return Err(SpecError::new(
-            "name",
+            Field::Name,
             format!(
                 "must be 1 to {MAX_NAME_LEN} letters, digits, '-', '_' or '.', not starting with '.' or '-' (it names files), got {name:?}"
             ),
@@ -301,7 +326,7 @@ impl ExperimentSpec {
         check_name(&self.name)?;
         if self.description.len() > MAX_DESCRIPTION_BYTES {
             return Err(SpecError::new(
-                "description",
+                Field::Description,
                 format!(
                     "must be at most {MAX_DESCRIPTION_BYTES} bytes (every result file's header carries it), got {}",
                     self.description.len()
@@ -311,20 +336,23 @@ impl ExperimentSpec {
         let bytes = serde_json::to_vec(self).map_or(0, |json| json.len());
         if bytes > MAX_EXPERIMENT_BYTES {
             return Err(SpecError::new(
-                "arms",
+                Field::Arms,
                 format!(
                     "the experiment is {bytes} bytes as JSON, over the {MAX_EXPERIMENT_BYTES} a result file's header may hold; use fewer or shorter arms"
                 ),
             ));
         }
         if self.epochs == 0 {
-            return Err(SpecError::new("epochs", "must be at least 1, got 0"));
+            return Err(SpecError::new(Field::Epochs, "must be at least 1, got 0"));
         }
         if self.batch_size == 0 {
-            return Err(SpecError::new("batch_size", "must be at least 1, got 0"));
+            return Err(SpecError::new(
+                Field::BatchSize,
+                "must be at least 1, got 0",
+            ));
         }
         if self.seeds.is_empty() {
-            return Err(SpecError::new("seeds", "must list at least one seed"));
+            return Err(SpecError::new(Field::Seeds, "must list at least one seed"));
         }
         if let Some(seed) = self
             .seeds
@@ -333,59 +361,57 @@ impl ExperimentSpec {
             .find_map(|(i, seed)| self.seeds[..i].contains(seed).then_some(seed))
         {
             return Err(SpecError::new(
-                "seeds",
+                Field::Seeds,
                 format!("seed {seed} is listed twice; each seed is one run"),
             ));
         }
         for (field, size) in [
-            ("train_size", self.train_size),
-            ("test_size", self.test_size),
-            ("val_size", self.val_size),
+            (Field::TrainSize, self.train_size),
+            (Field::TestSize, self.test_size),
+            (Field::ValSize, self.val_size),
         ] {
             if size == Some(0) {
                 return Err(SpecError::new(field, "must be at least 1, got 0"));
             }
         }
         if self.arms.is_empty() {
-            return Err(SpecError::new("arms", "must list at least one arm"));
+            return Err(SpecError::new(Field::Arms, "must list at least one arm"));
         }
         for (i, arm) in self.arms.iter().enumerate() {
-            let prefix = |e: SpecError| SpecError {
-                field: format!("arms[{i}].{}", e.field),
-                message: e.message,
-            };
             if arm.name.trim().is_empty() {
                 return Err(SpecError::new(
-                    &format!("arms[{i}].name"),
+                    Field::Arm(i, ArmField::Name),
                     "must not be empty",
                 ));
             }
             if self.arms[..i].iter().any(|a| a.name == arm.name) {
                 return Err(SpecError::new(
-                    &format!("arms[{i}].name"),
+                    Field::Arm(i, ArmField::Name),
                     format!(
                         "'{}' is used by an earlier arm; names must be unique",
                         arm.name
                     ),
                 ));
             }
-            arm.optimizer.validate().map_err(|e| {
-                prefix(SpecError::new(&format!("optimizer.{}", e.field), e.message))
-            })?;
+            arm.optimizer
+                .validate()
+                .map_err(|e| e.at(|f| Field::Arm(i, ArmField::Optimizer(f))))?;
             match &arm.lr {
-                ArmLr::Schedule(schedule) => schedule.validate().map_err(prefix)?,
+                ArmLr::Schedule(schedule) => schedule
+                    .validate()
+                    .map_err(|e| e.at(|f| Field::Arm(i, ArmField::Lr(f))))?,
                 ArmLr::Matched { match_update_of } => {
-                    let field = format!("arms[{i}].lr.match_update_of");
+                    let field = Field::Arm(i, ArmField::MatchUpdateOf);
                     let target = self.arms.iter().find(|a| &a.name == match_update_of);
                     match target {
                         _ if match_update_of == &arm.name => {
-                            return Err(SpecError::new(&field, "an arm cannot match itself"));
+                            return Err(SpecError::new(field, "an arm cannot match itself"));
                         }
                         None => {
                             let names: Vec<&str> =
                                 self.arms.iter().map(|a| a.name.as_str()).collect();
                             return Err(SpecError::new(
-                                &field,
+                                field,
                                 format!(
                                     "no arm is named {match_update_of:?}; the arms are {names:?}"
                                 ),
@@ -393,7 +419,7 @@ impl ExperimentSpec {
                         }
                         Some(target) if target.lr.target().is_some() => {
                             return Err(SpecError::new(
-                                &field,
+                                field,
                                 format!(
                                     "'{match_update_of}' is itself matched to another arm; \
                                      match an arm with a learning-rate schedule"
@@ -415,11 +441,11 @@ impl ExperimentSpec {
     pub fn select_arms(&self, names: &[String]) -> Result<ExperimentSpec, SpecError> {
         let all: Vec<&str> = self.arms.iter().map(|a| a.name.as_str()).collect();
         if names.is_empty() {
-            return Err(SpecError::new("arms", "name at least one arm"));
+            return Err(SpecError::new(Field::Arms, "name at least one arm"));
         }
         if let Some(unknown) = names.iter().find(|n| !all.contains(&n.as_str())) {
             return Err(SpecError::new(
-                "arms",
+                Field::Arms,
                 format!("no arm is named {unknown:?}; the arms are {all:?}"),
             ));
         }
@@ -428,7 +454,7 @@ impl ExperimentSpec {
                 && !names.iter().any(|n| n == target)
             {
                 return Err(SpecError::new(
-                    "arms",
+                    Field::Arms,
                     format!(
                         "'{}' takes its step size from '{target}', which must train beside it: \
                          name '{target}' too",
@@ -465,9 +491,55 @@ impl ExperimentSpec {
     }
 }
 
+/// Experiments for tests: small CNN, batches of 16, seed 0, constant rates.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::*;
+
+    pub(crate) fn spec(arms: Vec<ArmSpec>, epochs: u64) -> ExperimentSpec {
+        ExperimentSpec {
+            name: "test".into(),
+            description: String::new(),
+            dataset: Dataset::Cifar10,
+            train_size: None,
+            test_size: None,
+            val_size: None,
+            subset_seed: 0,
+            model: ModelSpec::SmallCnn,
+            epochs,
+            batch_size: 16,
+            seeds: vec![0],
+            augment: true,
+            arms,
+        }
+    }
+
+    pub(crate) fn arm(name: &str, optimizer: OptimizerSpec, lr: f64) -> ArmSpec {
+        ArmSpec {
+            name: name.into(),
+            family: None,
+            optimizer,
+            lr: LrSchedule::constant(lr).into(),
+        }
+    }
+
+    pub(crate) fn matched(name: &str, optimizer: OptimizerSpec, target: &str) -> ArmSpec {
+        ArmSpec {
+            name: name.into(),
+            family: None,
+            optimizer,
+            lr: ArmLr::Matched {
+                match_update_of: target.into(),
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::fixtures::{arm, matched, spec};
     use super::*;
+    use crate::optim::spec::{AdamSpec, SgdmSpec};
 
     fn experiment(arms: &str) -> Result<ExperimentSpec, String> {
         toml::from_str(&format!(
@@ -583,7 +655,7 @@ mod tests {
             .unwrap()
             .validate()
             .unwrap_err();
-        assert_eq!(err.field, "description");
+        assert_eq!(err.field, Field::Description);
         assert!(
             err.message.contains("at most 16384 bytes") && err.message.contains("16385"),
             "{}",
@@ -594,7 +666,7 @@ mod tests {
             .map(|i| format!("[[arms]]\nname = \"arm {i} with a rather long name to fill the header\"\noptimizer = {{ kind = \"sgdm\" }}\nlr = {{ base = 0.1 }}\n"))
             .collect();
         let err = experiment(&many).unwrap().validate().unwrap_err();
-        assert_eq!(err.field, "arms");
+        assert_eq!(err.field, Field::Arms);
         assert!(
             err.message.contains("a result file's header may hold"),
             "{}",
@@ -613,8 +685,157 @@ mod tests {
         let spec = experiment(&format!("val_size = 0\n{arms}")).unwrap();
         let err = spec.validate().unwrap_err();
         assert_eq!(
-            (err.field.as_str(), err.message.as_str()),
-            ("val_size", "must be at least 1, got 0")
+            (err.field, err.message.as_str()),
+            (Field::ValSize, "must be at least 1, got 0")
         );
+    }
+
+    #[test]
+    fn a_shard_names_existing_arms_and_keeps_each_matched_arm_with_its_target() {
+        let full = spec(
+            vec![
+                arm("a", OptimizerSpec::Sgdm(SgdmSpec::default()), 0.05),
+                ArmSpec {
+                    name: "m".into(),
+                    family: None,
+                    optimizer: OptimizerSpec::Adam(AdamSpec::default()),
+                    lr: ArmLr::Matched {
+                        match_update_of: "a".into(),
+                    },
+                },
+            ],
+            1,
+        );
+        let err = full.select_arms(&["b".into()]).unwrap_err();
+        assert!(
+            err.message.contains("no arm is named \"b\"") && err.message.contains("[\"a\", \"m\"]"),
+            "{}",
+            err.message
+        );
+        let err = full.select_arms(&["m".into()]).unwrap_err();
+        assert!(err.message.contains("name 'a' too"), "{}", err.message);
+        assert!(full.select_arms(&[]).is_err());
+        let both = full.select_arms(&["m".into(), "a".into()]).unwrap();
+        assert_eq!(both.arms, full.arms, "in the experiment's order");
+    }
+
+    #[test]
+    fn names_that_would_leave_a_folder_are_refused() {
+        let sgdm = || arm("SGDM", OptimizerSpec::Sgdm(SgdmSpec::default()), 0.05);
+        for bad in [
+            "../../x",
+            "a/b",
+            "",
+            ".hidden",
+            "-flag",
+            "a b",
+            "x\\y",
+            &"n".repeat(65),
+        ] {
+            let mut s = spec(vec![sgdm()], 1);
+            s.name = bad.into();
+            let err = s.validate().unwrap_err();
+            assert_eq!(err.field, Field::Name, "{bad:?}");
+            assert!(err.message.contains("letters, digits"), "{}", err.message);
+        }
+        for good in ["quick", "seed-vgg16", "my_run.2", "A"] {
+            let mut s = spec(vec![sgdm()], 1);
+            s.name = good.into();
+            s.validate().unwrap();
+        }
+    }
+
+    #[test]
+    fn a_seed_listed_twice_is_refused() {
+        let mut s = spec(
+            vec![arm("SGDM", OptimizerSpec::Sgdm(SgdmSpec::default()), 0.05)],
+            1,
+        );
+        s.seeds = vec![0, 1, 0];
+        let err = s.validate().unwrap_err();
+        assert_eq!(err.field, Field::Seeds);
+        assert!(
+            err.message.contains("seed 0 is listed twice"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn matching_is_validated_by_name() {
+        let adam = || OptimizerSpec::Adam(AdamSpec::default());
+        let field = |arms: Vec<ArmSpec>| spec(arms, 1).validate().unwrap_err();
+        let itself = field(vec![matched("a", adam(), "a")]);
+        assert_eq!(itself.field, Field::Arm(0, ArmField::MatchUpdateOf));
+        assert!(itself.message.contains("itself"));
+        let missing = field(vec![arm("a", adam(), 1e-3), matched("b", adam(), "c")]);
+        assert_eq!(missing.field, Field::Arm(1, ArmField::MatchUpdateOf));
+        assert!(missing.message.contains("\"c\"") && missing.message.contains("\"a\""));
+        let chained = field(vec![
+            arm("a", adam(), 1e-3),
+            matched("b", adam(), "a"),
+            matched("c", adam(), "b"),
+        ]);
+        assert_eq!(chained.field, Field::Arm(2, ArmField::MatchUpdateOf));
+        assert!(chained.message.contains("itself matched"));
+        spec(vec![arm("a", adam(), 1e-3), matched("b", adam(), "a")], 1)
+            .validate()
+            .unwrap();
+    }
+
+    #[test]
+    fn a_matched_lr_reads_and_writes_as_toml() {
+        let parse = |lr: &str| {
+            toml::from_str::<ArmSpec>(&format!(
+                "name = \"x\"\noptimizer = {{ kind = \"adam\" }}\nlr = {lr}\n"
+            ))
+        };
+        let arm = parse("{ match_update_of = \"AdaExp 0.5 → 0\" }").unwrap();
+        assert_eq!(arm.lr.target(), Some("AdaExp 0.5 → 0"));
+        let back: ArmSpec = toml::from_str(&toml::to_string(&arm).unwrap()).unwrap();
+        assert_eq!(back, arm);
+        let scheduled = parse(
+            "{ base = 1e-3, decay = { shape = \"linear\", floor = 0.0, length = { epochs = 2 } } }",
+        )
+        .unwrap();
+        assert_eq!(scheduled.lr.schedule().unwrap().value(1, 1), 1e-3);
+        for (lr, says) in [
+            ("{ base = 1e-3, match_update_of = \"a\" }", "not both"),
+            ("{ }", "missing `base`"),
+            (
+                "{ match_update_of = \"a\", warmup = { steps = 3 } }",
+                "belong to a schedule",
+            ),
+            ("{ base = 1e-3, speed = 2 }", "unknown field `speed`"),
+        ] {
+            let error = parse(lr).unwrap_err().to_string();
+            assert!(error.contains(says), "{lr}: {error}");
+        }
+    }
+
+    #[test]
+    fn an_arms_plan_is_its_exponent_and_rate_sampled_over_the_run() {
+        use crate::optim::Schedule;
+        use crate::optim::spec::AdaExpSpec;
+        let adaexp = arm(
+            "AdaExp",
+            OptimizerSpec::AdaExp(AdaExpSpec::new(Schedule::Linear {
+                start: 0.5,
+                end: 0.0,
+                length: Length::Epochs(2.0),
+            })),
+            0.1,
+        );
+        // 2 epochs of 10 steps: step 11 starts epoch 1, where p = 0.5 · (1 − 10/20).
+        let plan = adaexp.planned(20, 10, 100);
+        let p = plan.exponent.unwrap();
+        assert_eq!((p[0], p[10]), ((0.0, 0.5), (1.0, 0.25)));
+        assert!(plan.lr.unwrap().iter().all(|&(_, lr)| lr == 0.1));
+        let sgdm = arm("SGDM", OptimizerSpec::Sgdm(SgdmSpec::default()), 0.05);
+        assert_eq!(sgdm.planned(20, 10, 100).exponent, None);
+        let control = matched("m", OptimizerSpec::Adam(AdamSpec::default()), "AdaExp");
+        let plan = control.planned(20, 10, 100);
+        assert_eq!(plan.lr, None, "a matched arm's rate is what it took");
+        assert!(plan.exponent.unwrap().iter().all(|&(_, p)| p == 0.5));
     }
 }

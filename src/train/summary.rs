@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{EpochRecord, ExperimentSpec, Record, RunInfo, StepRecord};
+use super::{EpochRecord, ExperimentSpec, Record, RunInfo, StepRecord, epochs_of, steps_of};
 use crate::optim::schedule::step_position;
 
 /// Mean, standard deviation (n − 1; 0 for one value), min and max of per-seed values.
@@ -140,13 +140,7 @@ impl Run {
     }
 
     pub fn epochs(&self, arm: &str) -> Vec<&EpochRecord> {
-        self.records
-            .iter()
-            .filter_map(|r| match r {
-                Record::Epoch(e) if e.arm == arm => Some(e),
-                _ => None,
-            })
-            .collect()
+        epochs_of(&self.records, arm).collect()
     }
 
     pub fn diverged(&self, arm: &str) -> bool {
@@ -237,13 +231,8 @@ fn stretch_curve(
     let per_seed: Vec<(u64, Vec<(u64, f64)>)> = runs
         .iter()
         .map(|run| {
-            let steps = run
-                .records
-                .iter()
-                .filter_map(|r| match r {
-                    Record::Step(s) if s.arm == arm => Some((s.step, value(s)?)),
-                    _ => None,
-                })
+            let steps = steps_of(&run.records, arm)
+                .filter_map(|s| Some((s.step, value(s)?)))
                 .collect();
             (run.info.steps_per_epoch, steps)
         })
@@ -611,20 +600,11 @@ impl Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::train::spec::fixtures::spec;
 
     /// A whole run's header: 2 steps per epoch, 16 training and 8 test images.
     fn run_info(experiment: &ExperimentSpec, seed: u64) -> RunInfo {
-        RunInfo {
-            experiment: experiment.clone(),
-            seed,
-            backend: "cpu".into(),
-            steps_per_epoch: 2,
-            train_images: 16,
-            test_images: 8,
-            val_images: 0,
-            processor: None,
-            arms: None,
-        }
+        RunInfo::example(experiment.clone(), seed, 2, 16, 8)
     }
 
     #[test]
@@ -638,7 +618,7 @@ mod tests {
         };
         let experiment = ExperimentSpec {
             arms: vec![arm("A"), arm("B"), arm("C")],
-            ..serde_json::from_str(r#"{"name":"e","dataset":"cifar10","model":"small-cnn","epochs":1,"batch_size":8,"arms":[]}"#).unwrap()
+            ..spec(Vec::new(), 1)
         };
         let epoch = |arm: &str, accuracy: f64| {
             Record::Epoch(EpochRecord {
@@ -753,9 +733,7 @@ mod tests {
 
     #[test]
     fn paired_differences_pair_by_seed_and_skip_what_cannot_pair() {
-        let experiment: ExperimentSpec =
-            serde_json::from_str(r#"{"name":"e","dataset":"cifar10","model":"small-cnn","epochs":2,"batch_size":8,"arms":[]}"#)
-                .unwrap();
+        let experiment = spec(Vec::new(), 2);
         let summary = Summary {
             experiment,
             arms: vec![
@@ -785,9 +763,7 @@ mod tests {
     #[test]
     fn update_size_is_the_rms_over_each_stretch_then_spread_over_seeds() {
         use crate::train::StepRecord;
-        let experiment: ExperimentSpec =
-            serde_json::from_str(r#"{"name":"e","dataset":"cifar10","model":"small-cnn","epochs":1,"batch_size":8,"arms":[]}"#)
-                .unwrap();
+        let experiment = spec(Vec::new(), 1);
         let run = |seed: u64, sizes: &[f64]| Run {
             info: run_info(&experiment, seed),
             records: sizes

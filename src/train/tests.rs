@@ -2,11 +2,11 @@
 
 use burn::tensor::Device;
 
+use super::spec::fixtures::{arm, matched, spec};
 use super::*;
-use crate::data::{Dataset, ImageSet, ImageShape, Splits};
-use crate::model::ModelSpec;
+use crate::data::{ImageSet, ImageShape, Splits};
 use crate::optim::spec::{AdaExpSpec, AdamSpec, SgdmSpec};
-use crate::optim::{Length, LrSchedule, OptimizerSpec, Schedule};
+use crate::optim::{Length, OptimizerSpec, Schedule};
 
 /// Class c lights up a c-dependent block of an 8×8 image, plus seeded noise.
 pub(crate) fn synthetic(n: usize, seed: u64) -> ImageSet {
@@ -39,33 +39,6 @@ pub(crate) fn synthetic(n: usize, seed: u64) -> ImageSet {
         set.labels.push(label);
     }
     set
-}
-
-fn spec(arms: Vec<ArmSpec>, epochs: u64) -> ExperimentSpec {
-    ExperimentSpec {
-        name: "test".into(),
-        description: String::new(),
-        dataset: Dataset::Cifar10,
-        train_size: None,
-        test_size: None,
-        val_size: None,
-        subset_seed: 0,
-        model: ModelSpec::SmallCnn,
-        epochs,
-        batch_size: 16,
-        seeds: vec![0],
-        augment: true,
-        arms,
-    }
-}
-
-fn arm(name: &str, optimizer: OptimizerSpec, lr: f64) -> ArmSpec {
-    ArmSpec {
-        name: name.into(),
-        family: None,
-        optimizer,
-        lr: LrSchedule::constant(lr).into(),
-    }
 }
 
 fn data() -> Splits {
@@ -119,6 +92,7 @@ fn identical_arms_see_identical_weights_and_batches() {
     let records = run(&mut session);
     let (a, b): (Vec<_>, Vec<_>) = records.iter().partition(|r| r.arm() == Some("a"));
     assert_eq!(a.len(), 2 * 3 + 2);
+    assert_eq!(b.len(), a.len(), "the zip below compares every record");
     for (x, y) in without_timing(&a.into_iter().cloned().collect::<Vec<_>>())
         .iter()
         .zip(without_timing(&b.into_iter().cloned().collect::<Vec<_>>()))
@@ -376,77 +350,6 @@ fn an_arm_trains_the_same_alone_as_beside_the_others() {
 }
 
 #[test]
-fn a_shard_names_existing_arms_and_keeps_each_matched_arm_with_its_target() {
-    let full = spec(
-        vec![
-            arm("a", OptimizerSpec::Sgdm(SgdmSpec::default()), 0.05),
-            ArmSpec {
-                name: "m".into(),
-                family: None,
-                optimizer: OptimizerSpec::Adam(AdamSpec::default()),
-                lr: ArmLr::Matched {
-                    match_update_of: "a".into(),
-                },
-            },
-        ],
-        1,
-    );
-    let err = full.select_arms(&["b".into()]).unwrap_err();
-    assert!(
-        err.message.contains("no arm is named \"b\"") && err.message.contains("[\"a\", \"m\"]"),
-        "{}",
-        err.message
-    );
-    let err = full.select_arms(&["m".into()]).unwrap_err();
-    assert!(err.message.contains("name 'a' too"), "{}", err.message);
-    assert!(full.select_arms(&[]).is_err());
-    let both = full.select_arms(&["m".into(), "a".into()]).unwrap();
-    assert_eq!(both.arms, full.arms, "in the experiment's order");
-}
-
-#[test]
-fn names_that_would_leave_a_folder_are_refused() {
-    let sgdm = || arm("SGDM", OptimizerSpec::Sgdm(SgdmSpec::default()), 0.05);
-    for bad in [
-        "../../x",
-        "a/b",
-        "",
-        ".hidden",
-        "-flag",
-        "a b",
-        "x\\y",
-        &"n".repeat(65),
-    ] {
-        let mut s = spec(vec![sgdm()], 1);
-        s.name = bad.into();
-        let err = s.validate().unwrap_err();
-        assert_eq!(err.field, "name", "{bad:?}");
-        assert!(err.message.contains("letters, digits"), "{}", err.message);
-    }
-    for good in ["quick", "seed-vgg16", "my_run.2", "A"] {
-        let mut s = spec(vec![sgdm()], 1);
-        s.name = good.into();
-        s.validate().unwrap();
-    }
-}
-
-#[test]
-fn a_seed_listed_twice_is_refused() {
-    let mut s = spec(
-        vec![arm("SGDM", OptimizerSpec::Sgdm(SgdmSpec::default()), 0.05)],
-        1,
-    );
-    s.seeds = vec![0, 1, 0];
-    let err = s.validate().unwrap_err();
-    assert_eq!(err.field, "seeds");
-    assert!(
-        err.message.contains("seed 0 is listed twice"),
-        "{}",
-        err.message
-    );
-}
-
-#[test]
 fn data_the_model_cannot_take_is_refused() {
     let s = || {
         spec(
@@ -519,17 +422,6 @@ fn every_step_records_its_update_size() {
         *adam_first <= 1e-3 * (1.0 + 1e-6) && *adam_first > 1e-4,
         "{adam_first}"
     );
-}
-
-fn matched(name: &str, optimizer: OptimizerSpec, target: &str) -> ArmSpec {
-    ArmSpec {
-        name: name.into(),
-        family: None,
-        optimizer,
-        lr: ArmLr::Matched {
-            match_update_of: target.into(),
-        },
-    }
 }
 
 fn adaexp_half_to_zero(epochs: f64) -> OptimizerSpec {
@@ -703,58 +595,6 @@ fn a_matched_arm_whose_target_diverged_stops_and_says_why() {
             .count(),
         2
     );
-}
-
-#[test]
-fn matching_is_validated_by_name() {
-    let adam = || OptimizerSpec::Adam(AdamSpec::default());
-    let field = |arms: Vec<ArmSpec>| spec(arms, 1).validate().unwrap_err();
-    let itself = field(vec![matched("a", adam(), "a")]);
-    assert_eq!(itself.field, "arms[0].lr.match_update_of");
-    assert!(itself.message.contains("itself"));
-    let missing = field(vec![arm("a", adam(), 1e-3), matched("b", adam(), "c")]);
-    assert_eq!(missing.field, "arms[1].lr.match_update_of");
-    assert!(missing.message.contains("\"c\"") && missing.message.contains("\"a\""));
-    let chained = field(vec![
-        arm("a", adam(), 1e-3),
-        matched("b", adam(), "a"),
-        matched("c", adam(), "b"),
-    ]);
-    assert_eq!(chained.field, "arms[2].lr.match_update_of");
-    assert!(chained.message.contains("itself matched"));
-    spec(vec![arm("a", adam(), 1e-3), matched("b", adam(), "a")], 1)
-        .validate()
-        .unwrap();
-}
-
-#[test]
-fn a_matched_lr_reads_and_writes_as_toml() {
-    let parse = |lr: &str| {
-        toml::from_str::<ArmSpec>(&format!(
-            "name = \"x\"\noptimizer = {{ kind = \"adam\" }}\nlr = {lr}\n"
-        ))
-    };
-    let arm = parse("{ match_update_of = \"AdaExp 0.5 → 0\" }").unwrap();
-    assert_eq!(arm.lr.target(), Some("AdaExp 0.5 → 0"));
-    let back: ArmSpec = toml::from_str(&toml::to_string(&arm).unwrap()).unwrap();
-    assert_eq!(back, arm);
-    let scheduled = parse(
-        "{ base = 1e-3, decay = { shape = \"linear\", floor = 0.0, length = { epochs = 2 } } }",
-    )
-    .unwrap();
-    assert_eq!(scheduled.lr.schedule().unwrap().value(1, 1), 1e-3);
-    for (lr, says) in [
-        ("{ base = 1e-3, match_update_of = \"a\" }", "not both"),
-        ("{ }", "missing `base`"),
-        (
-            "{ match_update_of = \"a\", warmup = { steps = 3 } }",
-            "belong to a schedule",
-        ),
-        ("{ base = 1e-3, speed = 2 }", "unknown field `speed`"),
-    ] {
-        let error = parse(lr).unwrap_err().to_string();
-        assert!(error.contains(says), "{lr}: {error}");
-    }
 }
 
 #[test]

@@ -11,8 +11,8 @@ use super::outcome::{ProgressBar, VerdictPanel};
 use super::panels::{SchedulePreview, TrainingCharts};
 use super::run::{RunState, Runner, Schedules};
 use super::trajectories::Trajectories;
-use crate::lab::LabSettings;
 use crate::lab::protocol::{BackendInfo, DataStatus, Event, Request};
+use crate::lab::{LabSettings, Setting};
 
 fn window() -> web_sys::Window {
     web_sys::window().expect("a browser window")
@@ -208,8 +208,8 @@ pub fn App() -> impl IntoView {
                         s.trace_lr_sgdm, s.trace_lr_adaptive
                     ))}</p>
                     <div class="rates">
-                        {number_input(settings, "trace_lr_sgdm".into(), "trajectory lr, SGDM".into(), "any")}
-                        {number_input(settings, "trace_lr_adaptive".into(), "trajectory lr, Adam, Padam, AdaExp".into(), "any")}
+                        {number_input(settings, Setting::TraceLrSgdm, "trajectory lr, SGDM".into(), "any")}
+                        {number_input(settings, Setting::TraceLrAdaptive, "trajectory lr, Adam, Padam, AdaExp".into(), "any")}
                     </div>
                 </div>
                 <TrainingCharts runner=runner />

@@ -2,11 +2,6 @@
 
 use leptos::prelude::*;
 
-/// Okabe–Ito colours, one per arm in `ArmKind::ALL` order (the same as the native plots).
-pub const COLOURS: [&str; 8] = [
-    "#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9", "#000000", "#f0e442",
-];
-
 #[derive(Clone, Debug, PartialEq)]
 pub struct Series {
     pub label: String,
@@ -224,12 +219,4 @@ pub fn empty_chart(title: &str, message: &str) -> impl IntoView + use<> {
         </svg>
         </figure>
     }
-}
-
-/// An arm's colour, the same in every chart and in its fieldset.
-pub fn arm_colour(kind: crate::lab::ArmKind) -> &'static str {
-    COLOURS[crate::lab::ArmKind::ALL
-        .iter()
-        .position(|k| *k == kind)
-        .unwrap_or(0)]
 }

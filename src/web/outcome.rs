@@ -26,7 +26,11 @@ pub fn ProgressBar(runner: Runner) -> impl IntoView {
             RunState::Finished => title(None, "Finished · "),
             RunState::Failed(_) => title(None, "Stopped · "),
         };
-        if let Some(document) = web_sys::window().and_then(|w| w.document()) {
+        // Only a change: setting the title, even to itself, costs the main thread (the browser
+        // repaints the tab), and progress moves every half second.
+        if let Some(document) = web_sys::window().and_then(|w| w.document())
+            && document.title() != text
+        {
             document.set_title(&text);
         }
     });

@@ -4,12 +4,12 @@
 
 use leptos::prelude::*;
 
-use super::chart::{Ranges, Series, arm_colour, empty_chart, line_chart};
+use super::chart::{Ranges, Series, empty_chart, line_chart};
 use super::run::{RunView, Runner};
 use crate::lab::{ArmKind, LabSettings};
-use crate::optim::schedule::{sample_over_run, step_position};
+use crate::optim::schedule::step_position;
 use crate::train::summary::smooth;
-use crate::train::{Record, StepRecord};
+use crate::train::{Record, StepRecord, epochs, epochs_of, steps_of};
 
 /// One arm's per-step values at `step_position`, in record order.
 fn step_series(
@@ -18,14 +18,8 @@ fn step_series(
     steps_per_epoch: u64,
     value: fn(&StepRecord) -> Option<f64>,
 ) -> Vec<(f64, f64)> {
-    records
-        .iter()
-        .filter_map(|r| match r {
-            Record::Step(step) if step.arm == arm => {
-                Some((step_position(step.step, steps_per_epoch), value(step)?))
-            }
-            _ => None,
-        })
+    steps_of(records, arm)
+        .filter_map(|step| Some((step_position(step.step, steps_per_epoch), value(step)?)))
         .collect()
 }
 
@@ -87,17 +81,16 @@ pub fn SchedulePreview(
         let total = s.epochs * spe;
         let mut p_series = Vec::new();
         let mut lr_series = Vec::new();
-        for arm in s.arms.iter().filter(|a| a.enabled) {
-            let spec = s.optimizer(arm);
+        let experiment = s.experiment();
+        // The experiment's arms are the enabled ones, in the same order.
+        for (arm, spec) in s.arms.iter().filter(|a| a.enabled).zip(&experiment.arms) {
             let label = arm.label();
-            if let Some(planned) = sample_over_run(total, spe, 200, |t| spec.exponent_at(t, spe)) {
-                p_series.push(Series::line(label.clone(), arm_colour(arm.kind), planned));
+            let planned = spec.planned(total, spe, 200);
+            if let Some(p) = planned.exponent {
+                p_series.push(Series::line(label.clone(), arm.kind.colour(), p));
             }
-            let lr = s.lr_schedule(arm.lr);
-            if arm.kind.has_lr()
-                && let Some(planned) = sample_over_run(total, spe, 200, |t| Some(lr.value(t, spe)))
-            {
-                lr_series.push(Series::line(label.clone(), arm_colour(arm.kind), planned));
+            if let Some(lr) = planned.lr {
+                lr_series.push(Series::line(label.clone(), arm.kind.colour(), lr));
             }
             let running = run.with(|r| {
                 r.arms
@@ -115,17 +108,17 @@ pub fn SchedulePreview(
             if !used_p.is_empty() {
                 p_series.push(Series {
                     dashed: true,
-                    ..Series::line(format!("{label} (used)"), arm_colour(arm.kind), used_p)
+                    ..Series::line(format!("{label} (used)"), arm.kind.colour(), used_p)
                 });
             }
             // The matched arm's rate is known only as it trains: the lr decay AdaExp's exponent
             // amounts to for Adam's direction.
-            if !arm.kind.has_lr() {
+            if spec.lr.target().is_some() {
                 let used_lr = used(|step| Some(step.lr));
                 if !used_lr.is_empty() {
                     lr_series.push(Series {
                         dashed: true,
-                        ..Series::line(format!("{label} (used)"), arm_colour(arm.kind), used_lr)
+                        ..Series::line(format!("{label} (used)"), arm.kind.colour(), used_lr)
                     });
                 }
             }
@@ -165,9 +158,9 @@ pub fn TrainingCharts(runner: Runner) -> impl IntoView {
                 vec![
                     Series {
                         faint: true,
-                        ..Series::line(format!("{name} raw"), arm_colour(kind), raw)
+                        ..Series::line(format!("{name} raw"), kind.colour(), raw)
                     },
-                    Series::line(name, arm_colour(kind), smoothed),
+                    Series::line(name, kind.colour(), smoothed),
                 ]
             },
         )
@@ -189,7 +182,7 @@ pub fn TrainingCharts(runner: Runner) -> impl IntoView {
             log,
             |all, kind, name, spe| {
                 let points = step_series(all, &name, spe, |s| s.update_rms);
-                vec![Series::line(name, arm_colour(kind), points)]
+                vec![Series::line(name, kind.colour(), points)]
             },
         )
     };
@@ -208,27 +201,19 @@ pub fn TrainingCharts(runner: Runner) -> impl IntoView {
             "accuracy",
             fraction,
             |all, kind, name, _| {
-                let points = all
-                    .iter()
-                    .filter_map(|r| match r {
-                        Record::Epoch(e) if e.arm == name => {
-                            Some((e.epoch as f64, e.test_accuracy))
-                        }
-                        _ => None,
-                    })
+                let points = epochs_of(all, name)
+                    .map(|e| (e.epoch as f64, e.test_accuracy))
                     .collect();
-                vec![Series::line(name, arm_colour(kind), points)]
+                vec![Series::line(name, kind.colour(), points)]
             },
         )
     };
     let throughput = move || {
         records.with(|all| {
             let mut rows: Vec<(String, f64, f64)> = Vec::new();
-            for r in all {
-                if let Record::Epoch(e) = r {
-                    rows.retain(|(arm, _, _)| *arm != e.arm);
-                    rows.push((e.arm.clone(), e.images_per_second, e.test_accuracy));
-                }
+            for e in epochs(all) {
+                rows.retain(|(arm, _, _)| *arm != e.arm);
+                rows.push((e.arm.clone(), e.images_per_second, e.test_accuracy));
             }
             rows.into_iter()
                 .map(|(arm, rate, acc)| {

@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use leptos::prelude::*;
 
-use super::chart::{Ranges, Series, arm_colour, line_chart};
+use super::chart::{Ranges, Series, line_chart};
 use super::lab_worker::LabWorker;
 use crate::lab::protocol::{Event, Request};
 use crate::lab::{ArmKind, LabSettings};
@@ -53,7 +53,7 @@ fn series(kind: ArmKind, label: String, path: &[[f64; 2]]) -> Series {
         label
     };
     let points = path[..inside].iter().map(|&[x, y]| (x, y)).collect();
-    Series::line(label, arm_colour(kind), points)
+    Series::line(label, kind.colour(), points)
 }
 
 #[component]

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The lab page in a real browser: installs what is missing (Debian's chromium, npm
-# playwright-core, the pinned trunk and wasm-bindgen-cli), builds the page with `trunk build`,
-# gives it a tiny generated CIFAR-10 subset through `adaexp data subset`, and runs lab.mjs.
-# Screenshots, the exported run and its plots land in $BROWSER_TEST_DIR/artifacts.
+# playwright-core, the pinned trunk and wasm-bindgen-cli), builds the page with `trunk build`
+# (linted by clippy as it compiles, see below), gives it a tiny generated CIFAR-10 subset through
+# `adaexp data subset`, and runs lab.mjs. Screenshots, the exported run and its plots land in
+# $BROWSER_TEST_DIR/artifacts. One phase alone: `--install`, `--build` (both what .ci/run does in
+# the background while the native tests compile) or `--check` (the rest, on a page built before).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -10,6 +12,16 @@ target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
 work="${BROWSER_TEST_DIR:-$target_dir/browser-test}"
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 step() { printf '\n== browser test: %s (%s)\n' "$*" "$(date +%T)"; }
+
+# A tool from crates.io, built in a throwaway target dir (not the project's, which another cargo
+# may hold locked meanwhile) and quick to compile: these tools mostly wait on cargo, so trunk
+# is built unoptimised (`--debug`) and wasm-bindgen, which rewrites the worker's 40 MB module,
+# at opt-level 1. Fully optimised they took ~27 minutes of a cold CI run.
+install_tool() {
+  env -u CARGO_TARGET_DIR CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_LTO=false \
+    CARGO_PROFILE_RELEASE_CODEGEN_UNITS=64 CARGO_PROFILE_RELEASE_DEBUG=false \
+    CARGO_PROFILE_DEV_DEBUG=false cargo install --quiet "$@"
+}
 
 missing=()
 command -v chromium >/dev/null || missing+=(chromium chromium-driver)
@@ -27,22 +39,35 @@ fi
 # newer rustc). trunk is built without its TLS and update-check features: it never downloads.
 if ! trunk --version 2>/dev/null | grep -q ' 0\.21\.14'; then
   step installing trunk
-  cargo install trunk --version 0.21.14 --locked --no-default-features
+  install_tool trunk --version 0.21.14 --locked --no-default-features --debug
 fi
 if ! wasm-bindgen --version 2>/dev/null | grep -q ' 0\.2\.130'; then
   step installing wasm-bindgen-cli
   # Not --locked: its lock file asks for a crate version this registry lacks.
-  cargo install wasm-bindgen-cli --version 0.2.130
+  install_tool wasm-bindgen-cli --version 0.2.130
 fi
+phase="${1:-all}"
+[ "$phase" = --install ] && exit 0
 
+if [ "$phase" = all ] || [ "$phase" = --build ]; then
 step building the page
 rm -rf "$work"
 mkdir -p "$work"
+cargo fetch --quiet --target wasm32-unknown-unknown
+# Trunk's two cargo builds (the page without Burn, the worker with `train`) run our crate through
+# clippy-driver, as `cargo clippy` does (dependencies stay plain rustc): the wasm32 lints come
+# with the one wasm32 compilation the page needs instead of a check build of their own.
+# CLIPPY_ARGS is how cargo-clippy hands its arguments to the driver.
+# Its own target dir: nothing in it is shared with the native builds (other than a few proc
+# macros), and cargo's lock on the native one would hold it up while those run.
+CARGO_TARGET_DIR="$target_dir/wasm" RUSTC_WORKSPACE_WRAPPER="$(rustup which clippy-driver)" \
+  CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__" \
+  TRUNK_SKIP_VERSION_CHECK=true trunk build --dist "$work/dist"
+fi
+[ "$phase" = --build ] && exit 0
+
 cargo build --quiet
 adaexp="$target_dir/debug/adaexp"
-cargo fetch --quiet --target wasm32-unknown-unknown
-TRUNK_SKIP_VERSION_CHECK=true trunk build --dist "$work/dist"
-
 step making a tiny CIFAR-10 subset
 node tests/browser/make-cifar.mjs "$work/cifar" 100 200
 # Into the built page only: the user's own www/data is left alone.

@@ -2,7 +2,8 @@
 # A single-node Slurm cluster on this machine, for tests/slurm.rs: installs Debian's Slurm and
 # MUNGE when missing, writes a slurm.conf into a temp folder (this host, its cores and memory),
 # starts munged, slurmctld and slurmd directly (no systemd), runs the sweep test against them
-# and stops the daemons it started, by pid. Needs root (Slurm's and MUNGE's users).
+# and stops the daemons it started, by pid. Needs root (Slurm's and MUNGE's users). `--install`
+# only installs.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -15,6 +16,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
+[ "${1:-}" = --install ] && exit 0
 
 work=$(mktemp -d /tmp/adaexp-slurm.XXXXXX)
 chmod 755 "$work"
