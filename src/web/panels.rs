@@ -201,7 +201,7 @@ pub fn TrainingCharts(runner: Runner) -> impl IntoView {
             "accuracy",
             fraction,
             |all, kind, name, _| {
-                let points = epochs_of(all, name)
+                let points = epochs_of(all, &name)
                     .map(|e| (e.epoch as f64, e.test_accuracy))
                     .collect();
                 vec![Series::line(name, kind.colour(), points)]
