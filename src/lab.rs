@@ -3,6 +3,7 @@
 //! page (src/web) only binds these values to controls.
 
 mod experiment;
+pub mod prepare;
 pub mod progress;
 pub mod protocol;
 mod query;

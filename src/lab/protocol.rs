@@ -31,6 +31,12 @@ pub enum Request {
         arm: String,
         schedule: Schedule,
     },
+    /// Compile the GPU kernels that `experiment`'s run will use, before Start asks for them
+    /// (`lab::prepare`); the worker says `Event::PreparingGpu` meanwhile. Nothing to do on the
+    /// CPU backend, or when the kernels for the same model, batch and optimizers are ready.
+    PrepareGpu {
+        experiment: ExperimentSpec,
+    },
     /// The path of each spec, answered by `Event::Traced` with the same `id`.
     Trace {
         id: u64,
@@ -55,6 +61,11 @@ pub enum Event {
     Traced {
         id: u64,
         paths: Vec<Result<Vec<[f64; 2]>, String>>,
+    },
+    /// Whether the worker is compiling kernels for `Request::PrepareGpu` (false: done, or given
+    /// up for a run that started).
+    PreparingGpu {
+        busy: bool,
     },
     /// The worker broke (a panic); only a reload helps.
     Fatal {
@@ -243,6 +254,9 @@ mod tests {
                 run: 2,
                 experiment: settings.experiment(),
             },
+            Request::PrepareGpu {
+                experiment: settings.experiment(),
+            },
             Request::Pause,
             Request::Resume,
             Request::Reset,
@@ -281,6 +295,7 @@ mod tests {
         let run = |update| Event::Run { run: 4, update };
         let events = [
             Event::Ready,
+            Event::PreparingGpu { busy: true },
             Event::Backend(BackendInfo {
                 webgpu: false,
                 name: "CPU".into(),

@@ -322,8 +322,20 @@ impl Session {
 
     /// One batch for every running arm; at the end of an epoch also the evaluation.
     pub async fn step(&mut self) -> Result<Vec<Record>, TrainError> {
+        let mut all = Vec::new();
+        self.step_reporting(|records| all.extend(records)).await?;
+        Ok(all)
+    }
+
+    /// `step`, handing its records to `report` as soon as each is read rather than all at the
+    /// end: on a slow device the run's first step gives its first arm's loss before the other
+    /// arms have stepped (in the browser, the first sign of life comes sooner).
+    pub async fn step_reporting(
+        &mut self,
+        mut report: impl FnMut(Vec<Record>),
+    ) -> Result<(), TrainError> {
         if self.is_finished() {
-            return Ok(Vec::new());
+            return Ok(());
         }
         if self.batch == 0 {
             self.order = epoch_order(self.data.train.len(), self.seed, self.epoch);
@@ -343,8 +355,14 @@ impl Session {
             &self.device,
         );
         let epoch = self.epoch + 1;
+        // The run's very first step is read at once, arm by arm: it holds the kernel
+        // compilation, and each arm's loss is a sign of life (on a slow device a step later, or
+        // after every arm, would be a long wait). An arm that a later one matches is read with
+        // it: the matched arm scales by its update, in one read.
+        let first = self.epoch == 0 && self.batch == 0;
         let mut records = Vec::new();
-        for i in self.step_order.clone() {
+        let step_order = self.step_order.clone();
+        for (position, &i) in step_order.iter().enumerate() {
             if self.arms[i].status != ArmStatus::Running {
                 continue;
             }
@@ -389,12 +407,13 @@ impl Session {
             });
             self.arms[i].queue_step(&batch, epoch, rate);
             yield_to_browser().await;
+            if first && !self.matched_later(&step_order[position + 1..]) {
+                records.extend(self.settle(Settle::All).await?);
+                report(std::mem::take(&mut records));
+            }
         }
         // Reading the previous step's values only now lets the device work on this one
-        // meanwhile: no arm waits on a read of its own step. The run's very first step is read
-        // at once: it holds the kernel compilation, and its loss is the first sign of life
-        // (on a slow device a step later would be a long wait).
-        let first = self.epoch == 0 && self.batch == 0;
+        // meanwhile: no arm waits on a read of its own step.
         records.extend(
             self.settle(if first {
                 Settle::All
@@ -408,7 +427,21 @@ impl Session {
             records.extend(self.settle(Settle::All).await?);
             records.extend(self.finish_epoch().await?);
         }
-        Ok(records)
+        report(records);
+        Ok(())
+    }
+
+    /// Whether one of the running arms `later` in this batch matches the update of an arm with
+    /// a step not read yet.
+    fn matched_later(&self, later: &[usize]) -> bool {
+        later.iter().any(|&j| match &self.arms[j].spec.lr {
+            _ if self.arms[j].status != ArmStatus::Running => false,
+            ArmLr::Matched { match_update_of } => self
+                .arms
+                .iter()
+                .any(|a| &a.spec.name == match_update_of && !a.pending.is_empty()),
+            ArmLr::Schedule(_) => false,
+        })
     }
 
     /// Reads the values of queued steps, for every arm in one read, and turns them into

@@ -620,11 +620,12 @@ fn a_watcher_hears_each_arm_step_each_read_and_each_evaluation_in_order() {
         })
     });
     run(&mut session);
-    // 40 images in batches of 16: 3 steps an epoch. The run's first step is read at once;
-    // otherwise a step is read while the next is queued (one in flight), and the last of an
-    // epoch when the epoch ends.
+    // 40 images in batches of 16: 3 steps an epoch. The run's first step is read at once, arm
+    // by arm; otherwise a step is read while the next is queued (one in flight), and the last
+    // of an epoch when the epoch ends.
     let expected = [
         "step 1: a 1/2",
+        "read",
         "step 1: b 2/2",
         "read",
         "step 2: a 1/2",
@@ -648,4 +649,46 @@ fn a_watcher_hears_each_arm_step_each_read_and_each_evaluation_in_order() {
         "epoch 2: evaluate b 2/2",
     ];
     assert_eq!(*heard.lock().unwrap(), expected);
+}
+
+#[test]
+fn the_first_step_reports_each_arm_as_it_is_read_and_a_matched_arm_with_its_target() {
+    let spec = spec(
+        vec![
+            arm("SGDM", OptimizerSpec::Sgdm(SgdmSpec::default()), 0.05),
+            matched(
+                "Adam matched",
+                OptimizerSpec::Adam(AdamSpec::default()),
+                "AdaExp",
+            ),
+            arm("AdaExp", adaexp_half_to_zero(2.0), 1e-3),
+        ],
+        1,
+    );
+    let mut reported = Vec::new();
+    let mut session = Session::new(spec.clone(), 0, data(), device()).unwrap();
+    while !session.is_finished() {
+        pollster::block_on(session.step_reporting(|records| reported.push(records))).unwrap();
+    }
+    let names = |records: &Vec<Record>| -> Vec<String> {
+        records
+            .iter()
+            .map(|r| match r {
+                Record::Step(s) => format!("{} {}", s.arm, s.step),
+                Record::Epoch(e) => format!("{} epoch {}", e.arm, e.epoch),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    };
+    let calls: Vec<Vec<String>> = reported.iter().map(names).collect();
+    // The first step: SGDM alone, then the target with the arm that matches it (it needs the
+    // target's update in the same read), then nothing left over. Later steps report once.
+    assert_eq!(calls[0], ["SGDM 1"]);
+    assert_eq!(calls[1], ["AdaExp 1", "Adam matched 1"]);
+    assert!(calls[2].is_empty(), "{:?}", calls[2]);
+    assert_eq!(calls.len(), 3 + 2, "3 steps an epoch: {calls:?}");
+    // The same records as `step` gives, in the same order.
+    let mut plain = Session::new(spec, 0, data(), device()).unwrap();
+    let reported: Vec<Record> = reported.into_iter().flatten().collect();
+    assert_eq!(without_timing(&reported), without_timing(&run(&mut plain)));
 }

@@ -11,6 +11,7 @@ use super::outcome::{ProgressBar, VerdictPanel};
 use super::panels::{SchedulePreview, TrainingCharts};
 use super::run::{RunState, Runner, Schedules};
 use super::trajectories::Trajectories;
+use crate::lab::prepare::KernelKey;
 use crate::lab::protocol::{BackendInfo, DataStatus, Event, Request};
 use crate::lab::{LabSettings, Setting};
 
@@ -52,6 +53,8 @@ pub fn App() -> impl IntoView {
     // The training images of the last set loaded (still in use when a later file is refused).
     let loaded_train = RwSignal::new(None::<usize>);
     let fatal = RwSignal::new(None::<String>);
+    // The worker compiles the GPU kernels for the settings before Start (lab::prepare).
+    let preparing = RwSignal::new(false);
     let runner = Runner::new();
 
     Effect::new(move |_| settings.with(write_url));
@@ -73,6 +76,7 @@ pub fn App() -> impl IntoView {
             }
             data.set(Some(status));
         }
+        Event::PreparingGpu { busy } => preparing.set(busy),
         Event::Run { run, update } => runner.update(run, update),
         Event::Fatal { why } => {
             runner.fail(why.clone());
@@ -109,10 +113,25 @@ pub fn App() -> impl IntoView {
     let schedules = Memo::new(move |_| settings.with(schedules));
     Effect::new(move |_| schedules.with(|wanted| runner.edit_schedules(wanted)));
 
+    // Whenever the kernels a run would need change (model, batch size, optimizers), the worker
+    // compiles them while nobody waits; it skips what it has, and the CPU has nothing to compile.
+    let kernel_key = Memo::new(move |_| settings.with(|s| KernelKey::of(&s.experiment())));
+    Effect::new(move |_| {
+        kernel_key.track();
+        let webgpu = backend.with(|b| b.as_ref().is_some_and(|b| b.webgpu));
+        if webgpu && data_usable.get() && !runner.arms_locked() {
+            runner.send(Request::PrepareGpu {
+                experiment: settings.with_untracked(LabSettings::experiment),
+            });
+        }
+    });
+
     let start = move |_| {
         if runner.resume() {
             return;
         }
+        // The worker gives the preparation up for the run.
+        preparing.set(false);
         settings.with_untracked(|s| {
             runner.start(s, schedules.get_untracked(), loaded_train.get_untracked())
         });
@@ -142,6 +161,9 @@ pub fn App() -> impl IntoView {
                 {move || match backend.get() {
                     None if fatal.with(Option::is_some) => "No device".to_owned(),
                     None => "Looking for WebGPU…".to_owned(),
+                    Some(b) if b.webgpu && preparing.get() => {
+                        format!("WebGPU: {} · preparing the GPU…", b.name)
+                    }
                     Some(b) if b.webgpu => format!("WebGPU: {}", b.name),
                     Some(_) => "CPU backend".to_owned(),
                 }}

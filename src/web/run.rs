@@ -120,7 +120,7 @@ impl Runner {
         self.worker.set_value(Some(worker));
     }
 
-    fn send(self, request: Request) {
+    pub fn send(self, request: Request) {
         self.worker.with_value(|worker| {
             if let Some(worker) = worker {
                 worker.send(&request);
@@ -291,8 +291,20 @@ impl Runner {
                     seconds: self.clock.get_value().seconds(),
                     step: self.records.with_untracked(|all| last_step(all)),
                 };
+                // The first step's records come arm by arm: the warm-up ends with the last
+                // arm's (each arm's first step compiles its own kernels).
+                let arms = self.view.with_untracked(|v| v.arms.len());
+                let all_heard = self.records.with_untracked(|all| {
+                    all.iter()
+                        .filter_map(Record::arm)
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .len()
+                        >= arms
+                });
                 self.marks.update(|(first, last)| {
-                    first.get_or_insert(mark);
+                    if all_heard {
+                        first.get_or_insert(mark);
+                    }
                     *last = Some(mark);
                 });
             }

@@ -4,10 +4,11 @@
 
 mod backend;
 mod files;
+mod prepare;
 mod training;
 mod trajectories;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use burn::tensor::Device;
@@ -16,6 +17,7 @@ use wasm_bindgen_futures::spawn_local;
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
 use crate::data::Splits;
+use crate::lab::prepare::KernelKey;
 use crate::lab::protocol::{BackendInfo, DataStatus, Event, Request};
 
 fn scope() -> DedicatedWorkerGlobalScope {
@@ -35,6 +37,10 @@ struct Worker {
     data: RefCell<Option<Splits>>,
     run: RefCell<training::Control>,
     trajectories: RefCell<trajectories::Cache>,
+    /// The kernels compiled for the page's settings before Start, and the number of the
+    /// latest preparation (an older one gives up).
+    prepared: RefCell<Option<KernelKey>>,
+    preparing: Cell<u64>,
 }
 
 /// Listens for the page's requests and says so.
@@ -68,8 +74,10 @@ fn handle(worker: &Rc<Worker>, data: JsValue) {
     match request {
         Ok(Request::Setup) => spawn_local(setup(worker.clone())),
         Ok(Request::Start { run, experiment }) => {
+            prepare::abandon(worker);
             training::start(worker.clone(), run, experiment);
         }
+        Ok(Request::PrepareGpu { experiment }) => prepare::start(worker.clone(), experiment),
         Ok(Request::Pause) => worker.run.borrow_mut().paused = true,
         Ok(Request::Resume) => worker.run.borrow_mut().paused = false,
         Ok(Request::Reset) => worker.run.borrow_mut().reset(),
@@ -123,5 +131,7 @@ fn accept(worker: &Worker, splits: Splits, source: String) -> DataStatus {
         test: splits.test.len(),
     };
     *worker.data.borrow_mut() = Some(splits);
+    // Images of another shape need kernels of their own.
+    *worker.prepared.borrow_mut() = None;
     status
 }

@@ -129,17 +129,25 @@ async fn train(worker: &Worker, run: u64, experiment: ExperimentSpec) -> Result<
         for (arm, schedule) in std::mem::take(&mut worker.run.borrow_mut().edits) {
             session.set_exponent(&arm, schedule);
         }
-        let records = session
-            .step()
+        // Records go out as they are read (the first step's arm by arm), unless the run was
+        // left behind meanwhile. The warm-up lasts the whole first step: each arm's compiles
+        // its own kernels.
+        let mut reported = false;
+        session
+            .step_reporting(|records| {
+                if !records.is_empty() && current() {
+                    reported = true;
+                    outbox.add(records);
+                }
+            })
             .await
             .map_err(|e| format!("training stopped: {e}"))?;
         if !current() {
             return Ok(());
         }
-        if !records.is_empty() {
+        if reported {
             warming.store(false, Ordering::Relaxed);
         }
-        outbox.add(records);
         if session.is_finished() {
             outbox.flush();
             tell(run, RunUpdate::Finished);

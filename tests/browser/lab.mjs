@@ -3,7 +3,8 @@
 // a mid-training screenshot, a browser export that `adaexp plot` accepts, arms locked during a
 // run with live p edits addressed to the right arm, and the page's responsiveness while it trains
 // (main-thread long tasks, a slider's redraw), the page's wasm linking no Burn, and adapters
-// without `timestamp-query` or with a device that is refused (CPU fallback, no panic). Ends with
+// without `timestamp-query` or with a device that is refused (CPU fallback, no panic), and the
+// GPU prepared before Start. Ends with
 // `N passed, M failed` and exits non-zero when any check failed.
 //
 // Usage: node tests/browser/lab.mjs DIST_DIR ARTIFACT_DIR
@@ -332,6 +333,25 @@ await check('7. losing the GPU device mid-training stops the run with a message'
   facts.push(`device loss: "${message.slice(0, 200)}"`);
   // The tab still answers.
   expect(await page.evaluate(() => 1 + 1) === 2, 'the tab does not answer');
+  await page.close();
+});
+await check('17. WebGPU: the worker prepares the GPU before Start (the badge says so; a slider asks for no more), and a run started after it trains', async () => {
+  const opened = Date.now();
+  const page = await open(gpu, `?${RUN}`, gpuLog);
+  const preparing = () => page.evaluate(() => document.querySelector('#backend').textContent.includes('preparing the GPU'));
+  await page.waitForFunction(() => document.querySelector('#backend').textContent.includes('preparing the GPU'),
+    null, { timeout: MINUTE, polling: 50 });
+  await page.waitForFunction(() => !document.querySelector('#backend').textContent.includes('preparing'),
+    null, { timeout: 8 * MINUTE, polling: 200 });
+  const prepared = (Date.now() - opened) / 1000;
+  // An exponent is a kernel argument: moving its slider compiles nothing new.
+  await previewRedraw(page, 0.3);
+  await page.waitForTimeout(1000);
+  expect(!(await preparing()), 'moving a p slider started another preparation');
+  const first = await startAndWaitForLoss(page, opened);
+  facts.push(`WebGPU, Start after the preparation: prepared ${prepared.toFixed(0)} s after opening; every arm's first loss point ${first.sinceStart.toFixed(0)} s after Start (${first.sincePage.toFixed(0)} s after opening)`);
+  expect(await page.textContent('#fatal') === '', `the page shows a fatal error: ${await page.textContent('#fatal')}`);
+  await page.click('#reset');
   await page.close();
 });
 // Browsers whose WebGPU lacks what Burn needs: the worker's script is served with a patch in
