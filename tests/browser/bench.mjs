@@ -126,7 +126,7 @@ async function runOnce(page) {
   // When some (`every` false) or every default arm has a finite loss point.
   const points = every => page.waitForFunction(({ arms, every }) => arms[every ? 'every' : 'some'](arm => {
     const line = document.querySelector(`#loss-chart polyline[data-series="${arm}"]`);
-    return line && line.getAttribute('points').trim().split(/\s+/).some(p => p.split(',').map(Number).every(Number.isFinite));
+    return line && line.getAttribute('points').trim().split(/\s+/).filter(Boolean).some(p => p.split(',').map(Number).every(Number.isFinite));
   }), { arms: ARMS, every }, { timeout: 15 * MINUTE, polling: 50 });
   await points(false);
   const anyPoint = Date.now();
