@@ -12,11 +12,11 @@
 //   ROUNDS: how many times each backend is measured, alternating (default 1).
 //   CHROMIUM: the browser (default /usr/bin/chromium).
 // Prints one JSON object per measurement, then a summary line per backend.
-import { createServer } from 'node:http';
-import { readFile, readdir, stat } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 import { gzipSync } from 'node:zlib';
-import { extname, join, normalize, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
+import { serve } from './serve.mjs';
 
 const [distArg, ...backendArgs] = process.argv.slice(2);
 if (!distArg) {
@@ -36,25 +36,7 @@ const ROUNDS = Number(process.env.ROUNDS ?? 1);
 const ARMS = ['SGDM', 'Adam', 'Padam', 'AdaExp'];
 const MINUTE = 60_000;
 
-const MIME = {
-  '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm',
-  '.css': 'text/css', '.bin': 'application/octet-stream', '.md': 'text/plain',
-};
-const server = createServer(async (req, res) => {
-  const path = normalize(decodeURIComponent(new URL(req.url, 'http://x').pathname));
-  let file = join(dist, path);
-  if (!file.startsWith(dist)) { res.writeHead(403).end(); return; }
-  try {
-    if ((await stat(file)).isDirectory()) file = join(file, 'index.html');
-    const body = await readFile(file);
-    res.writeHead(200, { 'content-type': MIME[extname(file)] ?? 'application/octet-stream' });
-    res.end(body);
-  } catch {
-    res.writeHead(404).end();
-  }
-});
-await new Promise(ok => server.listen(0, '127.0.0.1', ok));
-const base = `http://127.0.0.1:${server.address().port}/`;
+const { server, base } = await serve(dist);
 
 const sizes = {};
 for (const name of await readdir(dist)) {

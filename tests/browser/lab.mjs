@@ -13,12 +13,12 @@
 //   ADAEXP: the adaexp binary for the export check (skipped with a failure when unset).
 //   CHROMIUM: the browser (default /usr/bin/chromium).
 //   CHECKS: a comma-separated list of check numbers to run instead of all.
-import { createServer } from 'node:http';
 import { readFile, readdir, mkdir, stat } from 'node:fs/promises';
 import { gzipSync } from 'node:zlib';
 import { spawnSync } from 'node:child_process';
-import { extname, join, normalize, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
+import { serve } from './serve.mjs';
 
 const [distArg, artifactArg] = process.argv.slice(2);
 if (!distArg || !artifactArg) {
@@ -37,26 +37,7 @@ const DEFAULT_ARMS = ['SGDM', 'Adam', 'Padam', 'AdaExp'];
 const MATCHED = 'Adam matched to AdaExp';
 const MINUTE = 60_000;
 
-// --- a static server for the built page --------------------------------------------------
-const MIME = {
-  '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm',
-  '.css': 'text/css', '.bin': 'application/octet-stream', '.md': 'text/plain',
-};
-const server = createServer(async (req, res) => {
-  const path = normalize(decodeURIComponent(new URL(req.url, 'http://x').pathname));
-  let file = join(dist, path);
-  if (!file.startsWith(dist)) { res.writeHead(403).end(); return; }
-  try {
-    if ((await stat(file)).isDirectory()) file = join(file, 'index.html');
-    const body = await readFile(file);
-    res.writeHead(200, { 'content-type': MIME[extname(file)] ?? 'application/octet-stream' });
-    res.end(body);
-  } catch {
-    res.writeHead(404).end();
-  }
-});
-await new Promise(ok => server.listen(0, '127.0.0.1', ok));
-const base = `http://127.0.0.1:${server.address().port}/`;
+const { server, base } = await serve(dist);
 
 // --- checks -------------------------------------------------------------------------------
 const results = [];
