@@ -294,13 +294,14 @@ impl Runner {
                 // The first step's records come arm by arm: the warm-up ends with the last
                 // arm's (each arm's first step compiles its own kernels).
                 let arms = self.view.with_untracked(|v| v.arms.len());
-                let all_heard = self.records.with_untracked(|all| {
-                    all.iter()
-                        .filter_map(Record::arm)
-                        .collect::<std::collections::BTreeSet<_>>()
-                        .len()
-                        >= arms
-                });
+                let all_heard = self.marks.with_untracked(|(first, _)| first.is_some())
+                    || self.records.with_untracked(|all| {
+                        all.iter()
+                            .filter_map(Record::arm)
+                            .collect::<std::collections::BTreeSet<_>>()
+                            .len()
+                            >= arms
+                    });
                 self.marks.update(|(first, last)| {
                     if all_heard {
                         first.get_or_insert(mark);

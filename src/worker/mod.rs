@@ -37,10 +37,11 @@ struct Worker {
     data: RefCell<Option<Splits>>,
     run: RefCell<training::Control>,
     trajectories: RefCell<trajectories::Cache>,
-    /// The kernels compiled for the page's settings before Start, and the number of the
-    /// latest preparation (an older one gives up).
+    /// The kernels compiled for the page's settings before Start; the preparation under way
+    /// (its number and kernels: one that is no longer under way gives up); how many began.
     prepared: RefCell<Option<KernelKey>>,
-    preparing: Cell<u64>,
+    preparing: RefCell<Option<(u64, KernelKey)>>,
+    preparations: Cell<u64>,
 }
 
 /// Listens for the page's requests and says so.
@@ -133,5 +134,6 @@ fn accept(worker: &Worker, splits: Splits, source: String) -> DataStatus {
     *worker.data.borrow_mut() = Some(splits);
     // Images of another shape need kernels of their own.
     *worker.prepared.borrow_mut() = None;
+    worker.preparing.take();
     status
 }

@@ -18,45 +18,56 @@ pub fn start(worker: Rc<Worker>, experiment: ExperimentSpec) {
         .as_ref()
         .is_some_and(|(_, info)| info.webgpu);
     let key = KernelKey::of(&experiment);
-    // The CPU backend compiles nothing; the same kernels are compiled once.
-    if !webgpu || worker.prepared.borrow().as_ref() == Some(&key) {
+    // The CPU backend compiles nothing; the same kernels are compiled (or being compiled) once.
+    let known = worker.prepared.borrow().as_ref() == Some(&key)
+        || worker
+            .preparing
+            .borrow()
+            .as_ref()
+            .is_some_and(|(_, under_way)| *under_way == key);
+    if !webgpu || known {
         return;
     }
-    let generation = worker.preparing.get() + 1;
-    worker.preparing.set(generation);
+    let generation = worker.preparations.get() + 1;
+    worker.preparations.set(generation);
+    *worker.preparing.borrow_mut() = Some((generation, key));
     spawn_local(async move {
         post(&Event::PreparingGpu { busy: true });
-        let current = || worker.preparing.get() == generation;
-        match prepare(&worker, &experiment, &current).await {
-            Ok(true) => *worker.prepared.borrow_mut() = Some(key),
-            Ok(false) => {}
+        let current = || matches!(*worker.preparing.borrow(), Some((g, _)) if g == generation);
+        let outcome = prepare(&worker, &experiment, &current).await;
+        if !current() {
+            return;
+        }
+        let (_, key) = worker.preparing.take().expect("current");
+        match outcome {
+            Ok(()) => *worker.prepared.borrow_mut() = Some(key),
             // The run will say it, with the context; a preparation only saves time.
             Err(why) => web_sys::console::warn_1(&format!("preparing the GPU: {why}").into()),
         }
-        if current() {
-            post(&Event::PreparingGpu { busy: false });
-        }
+        post(&Event::PreparingGpu { busy: false });
     });
 }
 
 /// Gives up on the preparation under way, if any: a run starts.
 pub fn abandon(worker: &Worker) {
-    worker.preparing.set(worker.preparing.get() + 1);
+    worker.preparing.take();
 }
 
-/// Steps each throwaway run once; `Ok(false)` when it was abandoned first.
+/// Steps each throwaway run once, unless the preparation is abandoned first (`current`).
 async fn prepare(
     worker: &Worker,
     experiment: &ExperimentSpec,
     current: &impl Fn() -> bool,
-) -> Result<bool, String> {
+) -> Result<(), String> {
     for run in throwaway_runs(experiment) {
         if !current() {
-            return Ok(false);
+            return Ok(());
         }
-        let Some((device, _)) = worker.device.borrow().clone() else {
-            return Ok(false);
-        };
+        let (device, _) = worker
+            .device
+            .borrow()
+            .clone()
+            .ok_or("the device is not chosen yet")?;
         let data = worker
             .data
             .borrow()
@@ -67,5 +78,5 @@ async fn prepare(
         let mut session = Session::new(run, seed, data, device).map_err(|e| e.to_string())?;
         session.step().await.map_err(|e| e.to_string())?;
     }
-    Ok(current())
+    Ok(())
 }
