@@ -19,6 +19,7 @@ use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 use crate::data::Splits;
 use crate::lab::prepare::KernelKey;
 use crate::lab::protocol::{BackendInfo, DataStatus, Event, Request};
+use crate::train::{ExperimentSpec, Session};
 
 fn scope() -> DedicatedWorkerGlobalScope {
     js_sys::global().unchecked_into()
@@ -42,6 +43,27 @@ struct Worker {
     prepared: RefCell<Option<KernelKey>>,
     preparing: RefCell<Option<(u64, KernelKey)>>,
     preparations: Cell<u64>,
+}
+
+impl Worker {
+    /// A session of `experiment`'s first seed on the chosen device and the data loaded last,
+    /// and the device it trains on.
+    fn session(&self, experiment: ExperimentSpec) -> Result<(Session, BackendInfo), String> {
+        let (device, backend) = self
+            .device
+            .borrow()
+            .clone()
+            .ok_or("the device is not chosen yet")?;
+        let subset = self
+            .data
+            .borrow()
+            .as_ref()
+            .ok_or("no data is loaded")?
+            .subset(experiment.subset_sizes(), experiment.subset_seed)?;
+        let seed = experiment.seeds.first().copied().unwrap_or(0);
+        let session = Session::new(experiment, seed, subset, device).map_err(|e| e.to_string())?;
+        Ok((session, backend))
+    }
 }
 
 /// Listens for the page's requests and says so.

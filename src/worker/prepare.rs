@@ -9,7 +9,7 @@ use wasm_bindgen_futures::spawn_local;
 use super::{Worker, post};
 use crate::lab::prepare::{KernelKey, throwaway_runs};
 use crate::lab::protocol::Event;
-use crate::train::{ExperimentSpec, Session};
+use crate::train::ExperimentSpec;
 
 pub fn start(worker: Rc<Worker>, experiment: ExperimentSpec) {
     let webgpu = worker
@@ -63,19 +63,7 @@ async fn prepare(
         if !current() {
             return Ok(());
         }
-        let (device, _) = worker
-            .device
-            .borrow()
-            .clone()
-            .ok_or("the device is not chosen yet")?;
-        let data = worker
-            .data
-            .borrow()
-            .as_ref()
-            .ok_or("no data is loaded")?
-            .subset(run.subset_sizes(), run.subset_seed)?;
-        let seed = run.seeds.first().copied().unwrap_or(0);
-        let mut session = Session::new(run, seed, data, device).map_err(|e| e.to_string())?;
+        let (mut session, _) = worker.session(run)?;
         session.step().await.map_err(|e| e.to_string())?;
     }
     Ok(())

@@ -13,7 +13,7 @@ use web_time::Instant;
 use super::{Worker, post};
 use crate::lab::protocol::{Activity, Event, RunUpdate};
 use crate::optim::Schedule;
-use crate::train::{ExperimentSpec, Progress, Record, Session};
+use crate::train::{ExperimentSpec, Progress, Record};
 
 /// The page's say over the run, read between steps.
 #[derive(Default)]
@@ -84,25 +84,13 @@ pub fn start(worker: Rc<Worker>, run: u64, experiment: ExperimentSpec) {
 
 async fn train(worker: &Worker, run: u64, experiment: ExperimentSpec) -> Result<(), String> {
     let current = || worker.run.borrow().run == Some(run);
-    let (device, backend) = worker
-        .device
-        .borrow()
-        .clone()
-        .ok_or("the device is not chosen yet")?;
     tell(run, RunUpdate::Busy(Activity::Preparing));
     // Lets the page hear that before the models are built.
     sleep(Duration::ZERO).await;
     if !current() {
         return Ok(());
     }
-    let subset = worker
-        .data
-        .borrow()
-        .as_ref()
-        .ok_or("no data is loaded")?
-        .subset(experiment.subset_sizes(), experiment.subset_seed)?;
-    let seed = experiment.seeds[0];
-    let mut session = Session::new(experiment, seed, subset, device).map_err(|e| e.to_string())?;
+    let (mut session, backend) = worker.session(experiment)?;
     let warming = Arc::new(AtomicBool::new(true));
     session.watch(watcher(run, warming.clone()));
     tell(
