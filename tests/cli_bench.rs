@@ -56,3 +56,48 @@ fn train_json_is_one_object_per_model_with_its_figures() {
         assert!(value.is_finite() && value > 0.0, "{key}: {value}");
     }
 }
+
+#[test]
+fn layers_lists_each_distinct_convolution_of_resnet20_and_the_step_shares() {
+    let output = Command::new(env!("CARGO_BIN_EXE_adaexp"))
+        .args(["bench", "layers", "--batch-size", "2", "--repeats", "1"])
+        .output()
+        .expect("the adaexp binary runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    // ResNet-20's six distinct 3×3 convolutions, with how often each runs (19 in all).
+    let rows: Vec<(&str, usize)> = text
+        .lines()
+        .filter(|line| line.contains('→'))
+        .map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (fields[0], fields[3].parse().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("3→16", 1),
+            ("16→16", 6),
+            ("16→32", 1),
+            ("32→32", 5),
+            ("32→64", 1),
+            ("64→64", 5)
+        ],
+        "{text}"
+    );
+    for piece in [
+        "conv forward",
+        "conv input gradient",
+        "conv weight gradient",
+        "bn + relu forward",
+        "bn + relu backward",
+        "everything else",
+    ] {
+        assert!(text.contains(piece), "{piece} missing from\n{text}");
+    }
+}

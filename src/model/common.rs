@@ -54,8 +54,42 @@ pub fn linear(d_input: usize, d_output: usize, device: &Device) -> burn::nn::Lin
 /// 3×3 convolution (padding 1), batch norm, ReLU.
 #[derive(Module, Debug)]
 pub struct ConvBnRelu {
-    conv: Conv2d,
+    pub(super) conv: Conv2d,
     norm: BatchNorm,
+}
+
+/// One square convolution as a network runs it: channels, stride and the side of the feature
+/// map it reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvLayer {
+    pub channels_in: usize,
+    pub channels_out: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub side_in: usize,
+}
+
+impl ConvLayer {
+    pub fn of(conv: &Conv2d, side_in: usize) -> ConvLayer {
+        let [channels_out, channels_in, kernel, _] = conv.weight.lazy_shape().dims();
+        ConvLayer {
+            channels_in,
+            channels_out,
+            kernel,
+            stride: conv.stride[0],
+            side_in,
+        }
+    }
+
+    /// The side of the feature map it writes ("same" padding).
+    pub fn side_out(&self) -> usize {
+        self.side_in.div_ceil(self.stride)
+    }
+
+    /// Multiply-adds of its forward pass on one image.
+    pub fn macs_per_image(&self) -> usize {
+        self.channels_out * self.channels_in * self.kernel * self.kernel * self.side_out().pow(2)
+    }
 }
 
 impl ConvBnRelu {

@@ -19,6 +19,8 @@ use serde::{Deserialize, Serialize};
 use crate::data::ImageShape;
 
 #[cfg(feature = "train")]
+pub use common::ConvLayer;
+#[cfg(feature = "train")]
 pub use network::Model;
 #[cfg(feature = "train")]
 pub use resnet::ResNet20;

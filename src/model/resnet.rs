@@ -9,7 +9,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-use super::common::{ConvBnRelu, conv3x3, linear};
+use super::common::{ConvBnRelu, ConvLayer, conv3x3, linear};
 
 #[derive(Module, Debug)]
 struct BasicBlock {
@@ -89,11 +89,56 @@ impl ResNet20 {
         }
     }
 
+    /// The 3×3 convolutions in the order the forward pass runs them, with the side of the
+    /// square feature map each one reads (`image_side` at the stem): what `bench layers` times.
+    pub fn convolutions(&self, image_side: usize) -> Vec<ConvLayer> {
+        let mut side = image_side;
+        let mut layers = Vec::new();
+        let mut add = |conv: &Conv2d| {
+            let layer = ConvLayer::of(conv, side);
+            side = side.div_ceil(layer.stride);
+            layers.push(layer);
+        };
+        add(&self.stem.conv);
+        for block in &self.blocks {
+            add(&block.first.conv);
+            add(&block.conv);
+        }
+        layers
+    }
+
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         let x = self
             .blocks
             .iter()
             .fold(self.stem.forward(x), |x, block| block.forward(x));
         self.head.forward(self.global.forward(x).flatten(1, 3))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // By hand: stem 3·16·9·32² = 442,368; stage 1 six 16·16·9·32² = 14,155,776; stages 2 and 3
+    // each 16·32·9·16² (or 32·64·9·8²) = 1,179,648 plus five 2,359,296 = 12,976,128; in all
+    // 40,550,400 multiply-adds, the figure usually quoted for ResNet-20 (41 M).
+    #[test]
+    fn the_convolutions_are_listed_in_order_with_their_feature_maps() {
+        let net = ResNet20::new(3, &Device::flex());
+        let layers = net.convolutions(32);
+        assert_eq!(layers.len(), 19);
+        let sides: Vec<usize> = layers.iter().map(|l| l.side_in).collect();
+        // The stem and stage 1 (7) and stage 2's first, strided convolution read 32×32; the rest
+        // of stage 2 and stage 3's first 16×16; the rest of stage 3 8×8.
+        let expected: Vec<usize> = [(32, 8), (16, 6), (8, 5)]
+            .into_iter()
+            .flat_map(|(side, count)| std::iter::repeat_n(side, count))
+            .collect();
+        assert_eq!(sides, expected);
+        assert_eq!(layers[7].stride, 2);
+        assert_eq!((layers[7].channels_in, layers[7].channels_out), (16, 32));
+        let macs: usize = layers.iter().map(ConvLayer::macs_per_image).sum();
+        assert_eq!(macs, 40_550_400);
     }
 }

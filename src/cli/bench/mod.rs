@@ -1,6 +1,9 @@
 //! `adaexp bench`: one optimizer step of AdaExp vs Burn's own Adam on ResNet-20's and VGG-16's
-//! parameters (`optim`), training throughput per model (`train`, also as JSON), and
-//! the cost of a mid-epoch checkpoint (`checkpoint`), on the backend asked for.
+//! parameters (`optim`), training throughput per model (`train`, also as JSON), where a
+//! ResNet-20 step spends its time (`layers`), and the cost of a mid-epoch checkpoint
+//! (`checkpoint`), on the backend asked for.
+
+mod layers;
 
 use std::time::{Duration, Instant};
 
@@ -50,6 +53,17 @@ enum BenchTarget {
         /// across machines).
         #[arg(long)]
         json: bool,
+    },
+    /// Where a ResNet-20 training step spends its time: each convolution's forward pass and
+    /// gradients, batch norm + ReLU, against the whole step.
+    Layers {
+        #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+        backend: Backend,
+        #[arg(long, default_value_t = 64)]
+        batch_size: usize,
+        /// Timed calls per piece (after two warm-up calls); the median is reported.
+        #[arg(long, default_value_t = 10)]
+        repeats: usize,
     },
     /// What a checkpoint costs mid-epoch (as a preempted run writes it): taking it off the
     /// device, writing it (synced) and reading it back, for every arm of a preset.
@@ -302,6 +316,18 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             dir.as_deref(),
         ),
         BenchTarget::Optim { steps, backend } => bench_optim(steps.max(1), backend),
+        BenchTarget::Layers {
+            backend,
+            batch_size,
+            repeats,
+        } => {
+            let chosen = super::backend::choose(backend)?;
+            let (batch_size, repeats) = (batch_size.max(1), repeats.max(1));
+            let (_, _, images_per_second) =
+                train_throughput(ModelSpec::Resnet20, &chosen.device, batch_size, repeats)?;
+            let step = Duration::from_secs_f64(batch_size as f64 / images_per_second);
+            layers::report(batch_size, repeats, &chosen.device, &chosen.name, step)
+        }
         BenchTarget::Train {
             model,
             backend,
