@@ -10,6 +10,7 @@ use burn::tensor::module::{batch_norm_train, conv_transpose2d, conv2d, conv2d_we
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Device, Distribution, Tensor};
 
+use super::median;
 use crate::model::{ConvLayer, Model, ModelSpec};
 
 /// Median wall time of `run` over `repeats` calls after two warm-up calls; `run` returns a
@@ -24,8 +25,7 @@ fn median_time<const D: usize>(repeats: usize, mut run: impl FnMut() -> Tensor<D
             times.push(start.elapsed());
         }
     }
-    times.sort();
-    times[times.len() / 2]
+    median(times)
 }
 
 /// Times of one convolution's pieces, for a batch.
@@ -99,14 +99,13 @@ fn time_conv(layer: &ConvLayer, batch: usize, repeats: usize, device: &Device) -
         let _ = input_grad.flatten::<1>(0, 3).slice(0..1).into_data();
         backward_times.push(start.elapsed());
     }
-    backward_times.sort();
     ConvTimes {
         forward,
         input_grad,
         input_grad_as_conv,
         weight_grad,
         norm_forward,
-        norm_backward: backward_times[backward_times.len() / 2],
+        norm_backward: median(backward_times),
     }
 }
 

@@ -227,6 +227,11 @@ fn time_steps(
             times.push(start.elapsed());
         }
     }
+    median(times)
+}
+
+/// The middle of some (non-empty) timings.
+fn median(mut times: Vec<Duration>) -> Duration {
     times.sort();
     times[times.len() / 2]
 }
