@@ -8,6 +8,8 @@ mod common;
 #[cfg(feature = "train")]
 mod network;
 #[cfg(feature = "train")]
+mod norm;
+#[cfg(feature = "train")]
 mod resnet;
 #[cfg(feature = "train")]
 mod small;
@@ -22,6 +24,8 @@ use crate::data::ImageShape;
 pub use common::ConvLayer;
 #[cfg(feature = "train")]
 pub use network::Model;
+#[cfg(feature = "train")]
+pub use norm::batch_norm;
 #[cfg(feature = "train")]
 pub use resnet::ResNet20;
 #[cfg(feature = "train")]

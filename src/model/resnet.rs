@@ -38,9 +38,11 @@ impl BasicBlock {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = self
-            .norm
-            .forward(self.conv.forward(self.first.forward(x.clone())));
+        let out = super::norm::batch_norm(
+            &self.norm,
+            self.conv.forward(self.first.forward(x.clone())),
+            false,
+        );
         let mut shortcut = match &self.subsample {
             Some(pool) => pool.forward(x),
             None => x,

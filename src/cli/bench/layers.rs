@@ -5,13 +5,13 @@
 
 use std::time::{Duration, Instant};
 
-use burn::tensor::activation::relu;
-use burn::tensor::module::{batch_norm_train, conv_transpose2d, conv2d, conv2d_weight_backward};
+use burn::nn::BatchNormConfig;
+use burn::tensor::module::{conv_transpose2d, conv2d, conv2d_weight_backward};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Device, Distribution, Tensor};
 
 use super::median;
-use crate::model::{ConvLayer, Model, ModelSpec};
+use crate::model::{ConvLayer, Model, ModelSpec, batch_norm};
 
 /// Median wall time of `run` over `repeats` calls after two warm-up calls; `run` returns a
 /// tensor whose first element is read back, so that the work has been done on any device.
@@ -37,7 +37,7 @@ struct ConvTimes {
     /// transposed and flipped (stride 1 only): what a workaround in our code could use.
     input_grad_as_conv: Option<Duration>,
     weight_grad: Duration,
-    /// Batch norm (batch statistics) and ReLU on the output, forward.
+    /// Batch norm (batch statistics) and ReLU on the output as the networks run them, forward.
     norm_forward: Duration,
     /// Its backward pass (through autodiff, with the sum that seeds it).
     norm_backward: Duration,
@@ -80,12 +80,11 @@ fn time_conv(layer: &ConvLayer, batch: usize, repeats: usize, device: &Device) -
     let autodiff = device.clone().autodiff();
     let activation =
         Tensor::<4>::random([batch, channels_out, side_out, side_out], normal, &autodiff);
-    let gamma = Tensor::<1>::ones([channels_out], &autodiff).require_grad();
-    let beta = Tensor::<1>::zeros([channels_out], &autodiff).require_grad();
+    // The model's own batch norm + ReLU (fused on the CPU backend).
+    let layer = BatchNormConfig::new(channels_out).init(&autodiff);
     let norm = || {
         let input = activation.clone().require_grad();
-        let out = batch_norm_train(input.clone(), gamma.clone(), beta.clone(), 1e-5);
-        (input, relu(out.output))
+        (input.clone(), batch_norm(&layer, input, true))
     };
     let norm_forward = median_time(repeats, || norm().1);
     let mut backward_times = Vec::with_capacity(repeats);
