@@ -4,20 +4,10 @@
 
 use std::process::Command;
 
-#[test]
-fn train_json_is_one_object_per_model_with_its_figures() {
+/// What `adaexp ARGS` prints on stdout; it must succeed.
+fn printed(args: &[&str]) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_adaexp"))
-        .args([
-            "bench",
-            "train",
-            "--model",
-            "small-cnn",
-            "--batch-size",
-            "4",
-            "--steps",
-            "2",
-            "--json",
-        ])
+        .args(args)
         .output()
         .expect("the adaexp binary runs");
     assert!(
@@ -25,7 +15,22 @@ fn train_json_is_one_object_per_model_with_its_figures() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let text = String::from_utf8(output.stdout).unwrap();
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn train_json_is_one_object_per_model_with_its_figures() {
+    let text = printed(&[
+        "bench",
+        "train",
+        "--model",
+        "small-cnn",
+        "--batch-size",
+        "4",
+        "--steps",
+        "2",
+        "--json",
+    ]);
     let lines: Vec<&str> = text.lines().collect();
     // Nothing but the JSON: no table header around it.
     assert_eq!(lines.len(), 1, "{text}");
@@ -59,16 +64,7 @@ fn train_json_is_one_object_per_model_with_its_figures() {
 
 #[test]
 fn layers_lists_each_distinct_convolution_of_resnet20_and_the_step_shares() {
-    let output = Command::new(env!("CARGO_BIN_EXE_adaexp"))
-        .args(["bench", "layers", "--batch-size", "2", "--repeats", "1"])
-        .output()
-        .expect("the adaexp binary runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = String::from_utf8(output.stdout).unwrap();
+    let text = printed(&["bench", "layers", "--batch-size", "2", "--repeats", "1"]);
     // ResNet-20's six distinct 3×3 convolutions, with how often each runs (19 in all).
     let rows: Vec<(&str, usize)> = text
         .lines()
