@@ -97,3 +97,52 @@ fn layers_lists_each_distinct_convolution_of_resnet20_and_the_step_shares() {
         assert!(text.contains(piece), "{piece} missing from\n{text}");
     }
 }
+
+#[test]
+fn layers_lists_vgg16s_convolutions_with_the_side_each_reads() {
+    let text = printed(&[
+        "bench",
+        "layers",
+        "--model",
+        "vgg16",
+        "--batch-size",
+        "1",
+        "--repeats",
+        "1",
+    ]);
+    let rows: Vec<(String, usize)> = text
+        .lines()
+        .filter(|line| line.contains('→'))
+        .map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (
+                format!("{} {}", fields[0], fields[2]),
+                fields[3].parse().unwrap(),
+            )
+        })
+        .collect();
+    // Thirteen 3×3 convolutions in five blocks, each block after a 2×2 pool.
+    let expected = [
+        ("3→64 32²", 1),
+        ("64→64 32²", 1),
+        ("64→128 16²", 1),
+        ("128→128 16²", 1),
+        ("128→256 8²", 1),
+        ("256→256 8²", 2),
+        ("256→512 4²", 1),
+        ("512→512 4²", 2),
+        ("512→512 2²", 3),
+    ];
+    let expected: Vec<(String, usize)> = expected
+        .iter()
+        .map(|&(row, n)| (row.to_owned(), n))
+        .collect();
+    assert_eq!(rows, expected, "{text}");
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_adaexp"))
+        .args(["bench", "layers", "--model", "small-cnn"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(message.contains("--model"), "{message}");
+}

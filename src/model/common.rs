@@ -85,6 +85,19 @@ impl ConvLayer {
         self.side_in.div_ceil(self.stride)
     }
 
+    /// The layer itself, weights zero ("same" padding, no bias), as [`conv3x3`] builds it.
+    pub fn init(&self, device: &Device) -> Conv2d {
+        let padding = self.kernel / 2;
+        Conv2dConfig::new([self.channels_in, self.channels_out], [self.kernel; 2])
+            .with_stride([self.stride; 2])
+            .with_padding(PaddingConfig2d::Explicit(
+                padding, padding, padding, padding,
+            ))
+            .with_bias(false)
+            .with_initializer(BUILD_INIT)
+            .init(device)
+    }
+
     /// Multiply-adds of its forward pass on one image.
     pub fn macs_per_image(&self) -> usize {
         self.channels_out * self.channels_in * self.kernel * self.kernel * self.side_out().pow(2)
@@ -100,7 +113,7 @@ impl ConvBnRelu {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        super::norm::batch_norm(&self.norm, self.conv.forward(x), true)
+        super::norm::batch_norm(&self.norm, super::conv::conv2d(&self.conv, x), true)
     }
 }
 

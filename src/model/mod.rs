@@ -6,6 +6,10 @@
 #[cfg(feature = "train")]
 mod common;
 #[cfg(feature = "train")]
+mod conv;
+#[cfg(feature = "train")]
+mod flex;
+#[cfg(feature = "train")]
 mod network;
 #[cfg(feature = "train")]
 mod norm;
@@ -22,6 +26,10 @@ use crate::data::ImageShape;
 
 #[cfg(feature = "train")]
 pub use common::ConvLayer;
+#[cfg(feature = "train")]
+pub use conv::conv2d;
+#[cfg(feature = "train")]
+pub use flex::on_flex;
 #[cfg(feature = "train")]
 pub use network::Model;
 #[cfg(feature = "train")]

@@ -17,12 +17,12 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{
-    Backend, Dispatch, DispatchDevice, ExtensionType, Flex, TensorMetadata, backend_extension,
-};
+use burn::backend::{Backend, Dispatch, ExtensionType, Flex, TensorMetadata, backend_extension};
 use burn::nn::BatchNorm;
 use burn::tensor::activation::relu;
-use burn::tensor::{Device, Shape, Tensor, TensorData};
+use burn::tensor::{Shape, Tensor, TensorData};
+
+use super::flex::{f32s, from_vec, map_indices, on_flex, values};
 
 /// The normalised output and the batch's statistics per channel, [2, C]: the means, then the
 /// biased variances (as Burn's batch norm returns them for the running statistics).
@@ -52,25 +52,6 @@ struct Statistics {
     inv_std: Vec<f32>,
 }
 
-/// Contiguous f32 values of a CPU tensor, without a copy when they already are.
-fn values(tensor: &FloatTensor<Flex>) -> (FloatTensor<Flex>, std::ops::Range<usize>) {
-    let contiguous = tensor.to_contiguous();
-    let (start, end) = contiguous
-        .layout()
-        .contiguous_offsets()
-        .expect("to_contiguous gives contiguous storage");
-    (contiguous, start..end)
-}
-
-fn f32s(tensor: &FloatTensor<Flex>) -> Vec<f32> {
-    let (contiguous, range) = values(tensor);
-    contiguous.storage::<f32>()[range].to_vec()
-}
-
-fn from_vec(values: Vec<f32>, shape: impl Into<Shape>) -> FloatTensor<Flex> {
-    Flex::float_from_data(TensorData::new(values, shape), &Default::default())
-}
-
 /// A buffer of `len` values made plane by plane (H·W values of one image's channel) by
 /// `per_plane(plane index, plane)`, which writes every value of its plane; on the cores where
 /// there are several, and without zeroing the buffer first (a pass of its own).
@@ -98,20 +79,6 @@ fn fill_planes(
     // plane with an input value of the same plane, which has as many).
     unsafe { buffer.set_len(len) };
     buffer
-}
-
-/// `per_channel(c)` for every channel, on the cores where there are several.
-fn map_channels<T: Send>(
-    channels: usize,
-    per_channel: impl Fn(usize) -> T + Sync + Send,
-) -> Vec<T> {
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        use rayon::prelude::*;
-        (0..channels).into_par_iter().map(per_channel).collect()
-    }
-    #[cfg(target_arch = "wasm32")]
-    (0..channels).map(per_channel).collect()
 }
 
 /// Σ f(values) in eight f32 lanes (which the compiler vectorises), the lanes then added in
@@ -148,7 +115,7 @@ fn forward(
     let n = (batch * plane) as f64;
     // Per plane in f32 lanes, across planes in f64; the variance around the mean (two passes)
     // rather than from the mean square, which cancels when the mean is large.
-    let moments: Vec<(f64, f64)> = map_channels(channels, |c| {
+    let moments: Vec<(f64, f64)> = map_indices(channels, |c| {
         let runs = (0..batch).map(|b| &x[(b * channels + c) * plane..][..plane]);
         let mean = runs.clone().map(|run| lane_sum(run, |v| v)).sum::<f64>() / n;
         let centre = mean as f32;
@@ -229,7 +196,7 @@ impl Backward<Flex, 3> for NormBackward {
         // The gradient at the normalised value: ReLU passes it where the output is positive.
         let passed = |dy: f32, y: f32| if relu && y <= 0.0 { 0.0 } else { dy };
         // Σ g and Σ g·x̂ per channel: the gradients of β and γ.
-        let sums: Vec<(f64, f64)> = map_channels(channels, |c| {
+        let sums: Vec<(f64, f64)> = map_indices(channels, |c| {
             let (centre, scale) = (mean[c], inv_std[c]);
             let (mut sum_g, mut sum_gx) = (0.0f64, 0.0f64);
             for b in 0..batch {
@@ -337,14 +304,6 @@ impl<C: CheckpointStrategy> NormReluBackend for Autodiff<Flex, C> {
     }
 }
 
-/// Whether `device` computes on the CPU backend (with or without autodiff).
-fn on_flex(device: &Device) -> bool {
-    matches!(
-        device.as_dispatch().clone().inner(),
-        DispatchDevice::Flex(_)
-    )
-}
-
 /// `norm`'s training-mode forward pass (batch statistics, running statistics updated as Burn's
 /// `BatchNorm` updates them), then ReLU when `relu`: fused on the CPU backend, Burn's own
 /// operations elsewhere and outside training.
@@ -387,7 +346,7 @@ pub fn batch_norm(norm: &BatchNorm, x: Tensor<4>, relu_after: bool) -> Tensor<4>
 #[cfg(test)]
 mod tests {
     use burn::nn::BatchNormConfig;
-    use burn::tensor::Distribution;
+    use burn::tensor::{Device, Distribution};
 
     use super::*;
 

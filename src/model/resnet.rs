@@ -40,7 +40,7 @@ impl BasicBlock {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let out = super::norm::batch_norm(
             &self.norm,
-            self.conv.forward(self.first.forward(x.clone())),
+            super::conv::conv2d(&self.conv, self.first.forward(x.clone())),
             false,
         );
         let mut shortcut = match &self.subsample {

@@ -6,7 +6,7 @@ use burn::nn::Linear;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::tensor::{Device, Tensor};
 
-use super::common::{ConvBnRelu, linear};
+use super::common::{ConvBnRelu, ConvLayer, linear};
 
 /// Channels of each block's convs.
 const BLOCKS: [&[usize]; 5] = [
@@ -46,6 +46,20 @@ impl Vgg16 {
             pool: MaxPool2dConfig::new([2, 2]).with_ceil_mode(true).init(),
             head: linear(512, 10, device),
         }
+    }
+
+    /// The 3×3 convolutions in the order the forward pass runs them, with the side of the
+    /// square feature map each one reads (`image_side` at the first): what `bench layers`
+    /// times.
+    pub fn convolutions(&self, image_side: usize) -> Vec<ConvLayer> {
+        let mut side = image_side;
+        let mut layers = Vec::new();
+        for block in &self.blocks {
+            layers.extend(block.iter().map(|layer| ConvLayer::of(&layer.conv, side)));
+            // The pool's ceil mode.
+            side = side.div_ceil(2);
+        }
+        layers
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {

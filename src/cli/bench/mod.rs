@@ -54,9 +54,12 @@ enum BenchTarget {
         #[arg(long)]
         json: bool,
     },
-    /// Where a ResNet-20 training step spends its time: each convolution's forward pass and
-    /// gradients, batch norm + ReLU, against the whole step.
+    /// Where a training step spends its time: each convolution's forward pass and gradients,
+    /// batch norm + ReLU, against the whole step.
     Layers {
+        /// The network (resnet20 or vgg16: the small CNN's layers are VGG's first kind).
+        #[arg(long, value_enum, default_value_t = ModelSpec::Resnet20)]
+        model: ModelSpec,
         #[arg(long, value_enum, default_value_t = Backend::Cpu)]
         backend: Backend,
         #[arg(long, default_value_t = 64)]
@@ -322,16 +325,26 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         ),
         BenchTarget::Optim { steps, backend } => bench_optim(steps.max(1), backend),
         BenchTarget::Layers {
+            model,
             backend,
             batch_size,
             repeats,
         } => {
             let chosen = super::backend::choose(backend)?;
             let (batch_size, repeats) = (batch_size.max(1), repeats.max(1));
+            let convolutions = layers::convolutions(model, &chosen.device)?;
             let (_, _, images_per_second) =
-                train_throughput(ModelSpec::Resnet20, &chosen.device, batch_size, repeats)?;
+                train_throughput(model, &chosen.device, batch_size, repeats)?;
             let step = Duration::from_secs_f64(batch_size as f64 / images_per_second);
-            layers::report(batch_size, repeats, &chosen.device, &chosen.name, step)
+            layers::report(
+                model,
+                convolutions,
+                batch_size,
+                repeats,
+                &chosen.device,
+                &chosen.name,
+                step,
+            )
         }
         BenchTarget::Train {
             model,
