@@ -607,6 +607,23 @@ unsafe fn assume_init(values: &mut [MaybeUninit<f32>]) -> &[f32] {
     unsafe { &*(std::ptr::from_mut(values) as *const [f32]) }
 }
 
+/// The convolution on the CPU backend, with the kernel's values and the shapes it read (what
+/// the backward pass keeps).
+fn convolve(
+    x: &FloatTensor<Flex>,
+    weight: &FloatTensor<Flex>,
+    bias: &FloatTensor<Flex>,
+    stride: usize,
+    padding: usize,
+) -> (FloatTensor<Flex>, Vec<f32>, Geometry) {
+    let g = Geometry::new(dims4(x), dims4(weight), stride, padding);
+    let weight = f32s(weight);
+    let (x, range) = values(x);
+    let out = forward(&x.storage::<f32>()[range], &weight, Some(&f32s(bias)), &g);
+    let out = from_vec(out, [g.batch, g.channels_out, g.out[0], g.out[1]]);
+    (out, weight, g)
+}
+
 impl ConvBackend for Flex {
     fn conv2d_nchw(
         x: FloatTensor<Self>,
@@ -615,15 +632,7 @@ impl ConvBackend for Flex {
         stride: usize,
         padding: usize,
     ) -> FloatTensor<Self> {
-        let g = Geometry::new(dims4(&x), dims4(&weight), stride, padding);
-        let (x, range) = values(&x);
-        let out = forward(
-            &x.storage::<f32>()[range],
-            &f32s(&weight),
-            Some(&f32s(&bias)),
-            &g,
-        );
-        from_vec(out, [g.batch, g.channels_out, g.out[0], g.out[1]])
+        convolve(&x, &weight, &bias, stride, padding).0
     }
 }
 
@@ -688,10 +697,10 @@ impl<C: CheckpointStrategy> ConvBackend for Autodiff<Flex, C> {
         stride: usize,
         padding: usize,
     ) -> FloatTensor<Self> {
-        let output = Flex::conv2d_nchw(
-            x.primitive().clone(),
-            weight.primitive().clone(),
-            bias.primitive().clone(),
+        let (output, weight_values, geometry) = convolve(
+            x.primitive(),
+            weight.primitive(),
+            bias.primitive(),
             stride,
             padding,
         );
@@ -703,13 +712,8 @@ impl<C: CheckpointStrategy> ConvBackend for Autodiff<Flex, C> {
             OpsKind::Tracked(prep) => {
                 let state = ConvState {
                     x: x.primitive().clone(),
-                    weight: f32s(weight.primitive()),
-                    geometry: Geometry::new(
-                        dims4(x.primitive()),
-                        dims4(weight.primitive()),
-                        stride,
-                        padding,
-                    ),
+                    weight: weight_values,
+                    geometry,
                 };
                 prep.finish(state, output)
             }
