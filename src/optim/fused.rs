@@ -10,8 +10,13 @@
 //!
 //! A general p is the exception: v^p is [`pow`] here, not the C library's `powf` (one call per
 //! element, most of the step's time at mid-decay). It computes in f64 with basic arithmetic
-//! only, so its f32 result is the correctly rounded x^p but for values within ~1e-13 of a
+//! only, so its f32 result is the correctly rounded x^p but for values within 2e-14 of a
 //! rounding boundary, and the same on every machine and C library.
+//!
+//! The loops are straight runs of arithmetic (the choices that do not change which buffers are
+//! touched are selects), so the compiler vectorises them, and they are compiled for AVX-512 and
+//! AVX2 besides the build's target and picked by the processor: 16 or 8 elements per f32
+//! instruction, 8 or 4 in the power's f64 arithmetic, with every element's result unchanged.
 
 /// How the denominator raises v̂ to p: the exact cases keep their exact kernels.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -76,7 +81,7 @@ const ROUNDER: f64 = 6_755_399_441_055_744.0;
 
 /// x^p for f32 x and 0 < p ≤ 1 as 2^(p·log2 x), in f64 with basic operations only (no calls,
 /// no FMA), so that the compiler can vectorise a loop of it and every machine gets the same
-/// bits. Relative error of the f64 value below 1e-14: the f32 result is the correctly rounded
+/// bits. Relative error of the f64 value below 2e-14: the f32 result is the correctly rounded
 /// one except within that distance of a rounding boundary. x = 0 gives 0, +∞ gives +∞, NaN and
 /// negative x give NaN (as `powf` for such p).
 #[inline(always)]
@@ -90,22 +95,29 @@ pub fn pow(x: f32, p: f64) -> f32 {
     let m = if high { mantissa * 0.5 } else { mantissa };
     let e = f64::from(biased - 1023 + i32::from(high));
     let s = (m - 1.0) / (m + 1.0);
-    let s2 = s * s;
-    // 2·(s + s³/3 + … + s¹⁹/19): the next term is below 2e-16 of the sum.
-    let mut series = ATANH[9];
-    for c in ATANH[..9].iter().rev() {
-        series = series * s2 + c;
-    }
+    let u = s * s;
+    // 2·(s + s³/3 + … + s¹⁹/19), the next term below 2e-16 of the sum: the series in u = s² by
+    // Estrin's scheme (pairs of terms, then pairs of pairs), a chain of four multiply-adds
+    // where Horner's rule would be a chain of nine. The loop's speed is set by that chain: the
+    // processor can only overlap a few elements' chains.
+    let u2 = u * u;
+    let u4 = u2 * u2;
+    let series = (ATANH[0] + ATANH[1] * u + (ATANH[2] + ATANH[3] * u) * u2)
+        + (ATANH[4] + ATANH[5] * u + (ATANH[6] + ATANH[7] * u) * u2) * u4
+        + (ATANH[8] + ATANH[9] * u) * (u4 * u4);
     let log2_x = e + 2.0 * s * series * std::f64::consts::LOG2_E;
     // 2^y = 2^n · e^(f·ln 2), n the nearest integer, |f| ≤ ½: Taylor to degree 13.
     let y = p * log2_x;
     let shifted = y + ROUNDER;
     let n = shifted - ROUNDER;
     let r = (y - n) * std::f64::consts::LN_2;
-    let mut taylor = EXP[13];
-    for c in EXP[..13].iter().rev() {
-        taylor = taylor * r + c;
-    }
+    // Estrin's scheme again: e^r to degree 13 in a chain of four.
+    let r2 = r * r;
+    let r4 = r2 * r2;
+    let taylor = ((EXP[0] + EXP[1] * r + (EXP[2] + EXP[3] * r) * r2)
+        + (EXP[4] + EXP[5] * r + (EXP[6] + EXP[7] * r) * r2) * r4)
+        + ((EXP[8] + EXP[9] * r + (EXP[10] + EXP[11] * r) * r2) + (EXP[12] + EXP[13] * r) * r4)
+            * (r4 * r4);
     let exponent = (shifted.to_bits().wrapping_sub(ROUNDER.to_bits()) as i64 + 1023) as u64;
     let value = taylor * f64::from_bits(exponent << 52);
     let value = value as f32;
@@ -222,142 +234,175 @@ fn step_in_pieces(c: &Coefficients, b: Buffers<'_>) {
         );
 }
 
-/// Elements per block of the general power's three passes: they stay in the first-level cache.
+/// Elements per block: the moments, the power and the update each take a loop of their own
+/// over a block, which stays in the first-level cache.
 const BLOCK: usize = 512;
 
-/// The moments (and AMSGrad's max) of element `i`; returns what the denominator raises to p.
-#[inline(always)]
-fn moments(c: &Coefficients, b: &mut Buffers<'_>, i: usize) -> f32 {
-    let theta = b.theta[i];
-    let mut g = b.grad[i];
-    if let Some(lambda) = c.l2 {
-        g += theta * lambda;
+/// One piece of the step on this processor's widest vectors (the loops have no branches, so
+/// the compiler vectorises them): AVX-512 or AVX2 where there is one, else the build's target
+/// (SSE2, or wasm's SIMD128). Every element goes through the same f32 operations whichever
+/// runs (no FMA: Rust never contracts a multiply and an add), so the bits are the same.
+fn step_serial(c: &Coefficients, b: Buffers<'_>) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the processor has AVX-512F, checked just above.
+        return unsafe { step_avx512(c, b) };
     }
-    let (m, v) = if c.first {
-        (g * c.one_minus_beta1, (g * g) * c.one_minus_beta2)
-    } else {
-        (
-            b.moment_1[i] * c.beta1 + g * c.one_minus_beta1,
-            b.moment_2[i] * c.beta2 + (g * g) * c.one_minus_beta2,
-        )
-    };
-    b.moment_1[i] = m;
-    b.moment_2[i] = v;
-    match c.rule {
-        Rule::Folded { .. } => v,
-        Rule::AmsGrad { bias2, fresh, .. } => {
-            let v_hat = v / bias2;
-            let max = if fresh {
-                v_hat
-            } else {
-                let previous = b.max_v_hat[i];
-                // As `max_pair`: the new value only where the old one is lower.
-                if previous < v_hat { v_hat } else { previous }
-            };
-            b.max_v_hat[i] = max;
-            max
-        }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the processor has AVX2, checked just above.
+        return unsafe { step_avx2(c, b) };
+    }
+    step_portable(c, b);
+}
+
+fn step_portable(c: &Coefficients, b: Buffers<'_>) {
+    step_blocks(c, b);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn step_avx2(c: &Coefficients, b: Buffers<'_>) {
+    step_blocks(c, b);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn step_avx512(c: &Coefficients, b: Buffers<'_>) {
+    step_blocks(c, b);
+}
+
+/// The two choices that decide which buffers a step touches, made at compile time.
+#[inline(always)]
+fn step_blocks(c: &Coefficients, b: Buffers<'_>) {
+    match (matches!(c.rule, Rule::AmsGrad { .. }), b.update.is_some()) {
+        (false, false) => blocks::<false, false>(c, b),
+        (false, true) => blocks::<false, true>(c, b),
+        (true, false) => blocks::<true, false>(c, b),
+        (true, true) => blocks::<true, true>(c, b),
     }
 }
 
-/// The update of element `i`, with `powered` the denominator's power (unused at p = 0).
+/// Block by block: the moments (and AMSGrad's max), the power of what the denominator raises,
+/// the update. Every other choice is a select between values both computed, so that each
+/// loop is one straight run of arithmetic; the discarded side never reaches a buffer.
 #[inline(always)]
-fn update(c: &Coefficients, b: &mut Buffers<'_>, i: usize, powered: f32) {
-    let theta = b.theta[i];
-    let m = b.moment_1[i];
-    let step = match (c.rule, c.power) {
-        (Rule::Folded { momentum, .. }, Power::Zero) => m * momentum,
-        (Rule::Folded { momentum, eps }, _) => (m * momentum) / (powered + eps),
-        (
-            Rule::AmsGrad {
-                momentum,
-                one_plus_eps,
-                ..
-            },
-            Power::Zero,
-        ) => (m * momentum) / one_plus_eps,
-        (Rule::AmsGrad { momentum, eps, .. }, _) => (m * momentum) / (powered + eps),
-    };
-    let (next, delta) = match c.decoupled {
-        Some((keep, lr_lambda)) => (theta * keep - step, step + theta * lr_lambda),
-        None => (theta - step, step),
-    };
-    b.theta[i] = next;
-    if let Some(update) = b.update.as_deref_mut() {
-        update[i] = delta;
-    }
-}
-
-/// At p = 0, ½ and 1 one loop; at a general p, block by block, the moments first, then the
-/// power in a loop of its own that the compiler vectorises, then the update.
-fn step_serial(c: &Coefficients, mut b: Buffers<'_>) {
+fn blocks<const AMSGRAD: bool, const TRACKED: bool>(c: &Coefficients, b: Buffers<'_>) {
     let n = b.theta.len();
-    if !matches!(c.power, Power::Powf(_)) {
-        for i in 0..n {
-            let raised = moments(c, &mut b, i);
-            let powered = if c.power == Power::Sqrt {
-                raised.sqrt()
-            } else {
-                raised
-            };
-            update(c, &mut b, i, powered);
-        }
-        return;
-    }
+    let (weights, grad) = (b.theta, &b.grad[..n]);
+    let (moment_1, moment_2) = (&mut b.moment_1[..n], &mut b.moment_2[..n]);
+    let max_v_hat: &mut [f32] = if AMSGRAD {
+        &mut b.max_v_hat[..n]
+    } else {
+        &mut []
+    };
+    let update: &mut [f32] = match b.update {
+        Some(update) if TRACKED => &mut update[..n],
+        _ => &mut [],
+    };
+    let (l2, lambda) = (c.l2.is_some(), c.l2.unwrap_or(0.0));
+    let (decoupled, (keep, lr_lambda)) = (c.decoupled.is_some(), c.decoupled.unwrap_or((1.0, 0.0)));
+    let no_division = c.power == Power::Zero;
+    let (momentum, eps, one_plus_eps, bias2, fresh) = match c.rule {
+        Rule::Folded { momentum, eps } => (momentum, eps, 1.0, 1.0, false),
+        Rule::AmsGrad {
+            bias2,
+            momentum,
+            eps,
+            one_plus_eps,
+            fresh,
+        } => (momentum, eps, one_plus_eps, bias2, fresh),
+    };
     let mut raised = [0f32; BLOCK];
     for start in (0..n).step_by(BLOCK) {
         let end = (start + BLOCK).min(n);
         let raised = &mut raised[..end - start];
-        for (i, r) in (start..end).zip(raised.iter_mut()) {
-            *r = moments(c, &mut b, i);
+        let max_v_hat = if AMSGRAD {
+            &mut max_v_hat[start..end]
+        } else {
+            &mut []
+        };
+        for (i, r) in raised.iter_mut().enumerate() {
+            let at = start + i;
+            let theta = weights[at];
+            let g = grad[at];
+            let g = if l2 { g + theta * lambda } else { g };
+            let new_1 = g * c.one_minus_beta1;
+            let new_2 = (g * g) * c.one_minus_beta2;
+            let m = if c.first {
+                new_1
+            } else {
+                moment_1[at] * c.beta1 + new_1
+            };
+            let v = if c.first {
+                new_2
+            } else {
+                moment_2[at] * c.beta2 + new_2
+            };
+            moment_1[at] = m;
+            moment_2[at] = v;
+            *r = if AMSGRAD {
+                let v_hat = v / bias2;
+                let previous = max_v_hat[i];
+                // As `max_pair`: the new value only where the old one is lower.
+                let max = if fresh || previous < v_hat {
+                    v_hat
+                } else {
+                    previous
+                };
+                max_v_hat[i] = max;
+                max
+            } else {
+                v
+            };
         }
         powers(raised, c.power);
-        for (i, &powered) in (start..end).zip(raised.iter()) {
-            update(c, &mut b, i, powered);
+        for (i, &powered) in raised.iter().enumerate() {
+            let at = start + i;
+            let theta = weights[at];
+            let scaled = moment_1[at] * momentum;
+            let step = if !no_division {
+                scaled / (powered + eps)
+            } else if AMSGRAD {
+                scaled / one_plus_eps
+            } else {
+                scaled
+            };
+            weights[at] = if decoupled {
+                theta * keep - step
+            } else {
+                theta - step
+            };
+            if TRACKED {
+                update[at] = if decoupled {
+                    step + theta * lr_lambda
+                } else {
+                    step
+                };
+            }
         }
     }
 }
 
-/// Raises every value to `power` in place (p = 0 leaves them: they are not used).
+/// Raises every value to `power` in place (p = 0 and 1 leave them: unused, or already v̂).
+#[inline(always)]
 fn powers(values: &mut [f32], power: Power) {
     match power {
         Power::Zero | Power::Identity => {}
-        Power::Sqrt => values.iter_mut().for_each(|x| *x = x.sqrt()),
+        // `for` loops, not `for_each`: a call the compiler declines to inline would run the
+        // loop outside the vector-compiled step.
+        Power::Sqrt => {
+            for x in values {
+                *x = x.sqrt();
+            }
+        }
         Power::Powf(p) => {
             let p = f64::from(p);
-            #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                // SAFETY: the processor has AVX-512F, checked just above.
-                return unsafe { powers_avx512(values, p) };
+            for x in values {
+                *x = pow(*x, p);
             }
-            #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the processor has AVX2, checked just above.
-                return unsafe { powers_avx2(values, p) };
-            }
-            powers_portable(values, p);
         }
     }
-}
-
-fn powers_portable(values: &mut [f32], p: f64) {
-    values.iter_mut().for_each(|x| *x = pow(*x, p));
-}
-
-/// The same loop compiled for AVX2, four f64 lanes wide. Without FMA the arithmetic, and so
-/// every result, is the portable loop's.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn powers_avx2(values: &mut [f32], p: f64) {
-    values.iter_mut().for_each(|x| *x = pow(*x, p));
-}
-
-/// Eight lanes (AVX-512F): at mid-decay the power is most of the step, and this halves it.
-/// Still no FMA (Rust never contracts a multiply and an add), so the same bits again.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn powers_avx512(values: &mut [f32], p: f64) {
-    values.iter_mut().for_each(|x| *x = pow(*x, p));
 }
 
 #[cfg(test)]
@@ -400,20 +445,40 @@ mod tests {
         assert!(pow(-1.0, 0.3).is_nan());
     }
 
-    /// Against the C library's f64 pow, rounded to f32, over every 1021st f32 from the
-    /// smallest subnormal to the largest finite value, at the exponents a decay passes
-    /// through: never more than one ULP off, and off at all only where the exact value lies
-    /// next to a rounding boundary (a few in a million).
+    /// `powers` compiled for a processor's vectors (as the step compiles it there).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn powers_avx2(values: &mut [f32], p: f32) {
+        powers(values, Power::Powf(p));
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn powers_avx512(values: &mut [f32], p: f32) {
+        powers(values, Power::Powf(p));
+    }
+
+    /// The power as the vector loops compute it, AVX2 and AVX-512 where the processor has them,
+    /// gives `pow`'s bits, element by element, over every 4093rd f32 and the special values.
     #[test]
-    fn the_vector_loops_give_the_portable_loops_bits() {
+    fn the_vector_loops_give_the_scalar_bits() {
         let values: Vec<f32> = (1..f32::MAX.to_bits())
             .step_by(4093)
             .map(f32::from_bits)
-            .chain([0.0, f32::INFINITY, f32::MIN_POSITIVE, 1.0])
+            .chain([0.0, f32::INFINITY, f32::MIN_POSITIVE, 1.0, f32::NAN, -2.0])
             .collect();
-        for p in [0.01, 0.125, 1.0 / 3.0, 0.49, 0.99] {
+        for p in [0.01f32, 0.125, 1.0 / 3.0, 0.49, 0.99] {
+            let scalar: Vec<u32> = values
+                .iter()
+                .map(|&x| pow(std::hint::black_box(x), f64::from(p)).to_bits())
+                .collect();
             let mut portable = values.clone();
-            powers_portable(&mut portable, p);
+            powers(&mut portable, Power::Powf(p));
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert!(
+                bits(&portable) == scalar,
+                "the build's own vectors at p = {p}"
+            );
             #[cfg(target_arch = "x86_64")]
             for (feature, available) in [
                 ("avx2", std::arch::is_x86_feature_detected!("avx2")),
@@ -430,15 +495,15 @@ mod tests {
                         _ => powers_avx512(&mut vector, p),
                     }
                 }
-                let same = portable
-                    .iter()
-                    .zip(&vector)
-                    .all(|(a, b)| a.to_bits() == b.to_bits());
-                assert!(same, "{feature} at p = {p}");
+                assert!(bits(&vector) == scalar, "{feature} at p = {p}");
             }
         }
     }
 
+    /// Against the C library's f64 pow, rounded to f32, over every 1021st f32 from the
+    /// smallest subnormal to the largest finite value, at the exponents a decay passes
+    /// through: never more than one ULP off, and off at all only where the exact value lies
+    /// next to a rounding boundary (none of these 21 million, measured).
     #[test]
     fn pow_is_the_correctly_rounded_power_but_at_rounding_boundaries() {
         let (mut checked, mut off) = (0u64, 0u64);
@@ -468,24 +533,6 @@ mod tests {
             }
         }
         assert!(off * 100_000 < checked, "{off} of {checked} off by one ULP");
-    }
-
-    /// The dispatched loop (AVX2 where there is one) gives the portable loop's bits.
-    #[test]
-    fn the_vector_loop_is_the_scalar_one() {
-        let values: Vec<f32> = (1..f32::MAX.to_bits())
-            .step_by(7919)
-            .map(f32::from_bits)
-            .chain([0.0, f32::INFINITY, f32::NAN, -2.0])
-            .collect();
-        for p in [0.1f32, 0.37, 0.49] {
-            let mut dispatched = values.clone();
-            powers(&mut dispatched, Power::Powf(p));
-            let mut portable = values.clone();
-            powers_portable(&mut portable, f64::from(p));
-            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            assert!(bits(&dispatched) == bits(&portable), "p = {p}");
-        }
     }
 
     #[test]
@@ -520,6 +567,106 @@ mod tests {
         );
         assert!((m[0] - 0.18).abs() < 1e-7 && (v[0] - 0.0396).abs() < 1e-7);
         assert!((theta[0] - 0.41).abs() < 1e-6, "{}", theta[0]);
+    }
+
+    /// Every kind of step (both rules, each power, first or later, each weight decay, tracked
+    /// or not) on this processor's vectors gives the bits of the build target's own loops.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_step_on_any_vectors_gives_the_same_bits() {
+        let n = BLOCK + 77;
+        let special = [0.0, -0.0, 1e-30, -3e-39, 1e30, f32::MIN_POSITIVE];
+        let grad: Vec<f32> = (0..n)
+            .map(|i| special.get(i).copied())
+            .map(|s| s.unwrap_or(0.0))
+            .enumerate()
+            .map(|(i, s)| {
+                if i < 6 {
+                    s
+                } else {
+                    ((i * 7919) % 1000) as f32 / 300.0 - 1.7
+                }
+            })
+            .collect();
+        let rules = [
+            Rule::Folded {
+                momentum: 0.3,
+                eps: 1e-8,
+            },
+            Rule::AmsGrad {
+                bias2: 0.3,
+                momentum: 1e-2,
+                eps: 1e-8,
+                one_plus_eps: 1.0,
+                fresh: false,
+            },
+            Rule::AmsGrad {
+                bias2: 0.3,
+                momentum: 1e-2,
+                eps: 1e-8,
+                one_plus_eps: 1.0,
+                fresh: true,
+            },
+        ];
+        let powers = [Power::Zero, Power::Sqrt, Power::Identity, Power::Powf(0.37)];
+        let decays = [
+            (None, None),
+            (Some(1e-3), None),
+            (None, Some((0.999, 1e-3))),
+        ];
+        for rule in rules {
+            for power in powers {
+                for first in [false, true] {
+                    for (l2, decoupled) in decays {
+                        for tracked in [false, true] {
+                            let c = Coefficients {
+                                l2,
+                                rule,
+                                decoupled,
+                                ..coefficients(first, power)
+                            };
+                            let run = |how: &str| {
+                                let mut theta: Vec<f32> =
+                                    (0..n).map(|i| (i % 13) as f32 / 13.0 - 0.4).collect();
+                                let mut m = vec![0.01f32; n];
+                                let mut v: Vec<f32> =
+                                    (0..n).map(|i| (i % 7) as f32 * 0.003).collect();
+                                let mut max_v_hat = vec![0.015f32; n];
+                                let mut update = vec![0.0f32; n];
+                                let b = Buffers {
+                                    theta: &mut theta,
+                                    grad: &grad,
+                                    moment_1: &mut m,
+                                    moment_2: &mut v,
+                                    max_v_hat: &mut max_v_hat,
+                                    update: tracked.then_some(&mut update[..]),
+                                };
+                                // SAFETY: only called where the processor has the feature.
+                                match how {
+                                    "avx2" => unsafe { step_avx2(&c, b) },
+                                    "avx512f" => unsafe { step_avx512(&c, b) },
+                                    _ => step_portable(&c, b),
+                                }
+                                [theta, m, v, max_v_hat, update]
+                                    .map(|x| x.iter().map(|f| f.to_bits()).collect::<Vec<_>>())
+                            };
+                            let portable = run("portable");
+                            for (feature, available) in [
+                                ("avx2", std::arch::is_x86_feature_detected!("avx2")),
+                                ("avx512f", std::arch::is_x86_feature_detected!("avx512f")),
+                            ] {
+                                if available {
+                                    assert!(
+                                        run(feature) == portable,
+                                        "{feature}: {c:?}, tracked: {tracked}"
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[cfg(not(target_arch = "wasm32"))]

@@ -3,11 +3,14 @@
 # playwright-core, the pinned trunk and wasm-bindgen-cli), builds the page with `trunk build`
 # (linted by clippy as it compiles, see below), gives it a tiny generated CIFAR-10 subset through
 # `adaexp data subset`, and runs lab.mjs. Screenshots, the exported run and its plots land in
-# $BROWSER_TEST_DIR/artifacts. One phase alone: `--install`, `--build` (both what .ci/run does in
-# the background while the native tests compile) or `--check` (the rest, on a page built before).
+# $BROWSER_TEST_DIR/artifacts. One phase alone: `--install`, `--compile` (the page's two wasm32
+# cargo builds, which need none of the tools, so they can run while the tools build), `--build`
+# (trunk; .ci/run runs these three in the background while the native tests compile) or
+# `--check` (the rest, on a page built before).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
+phase="${1:-all}"
 target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
 work="${BROWSER_TEST_DIR:-$target_dir/browser-test}"
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -22,6 +25,27 @@ install_tool() {
     CARGO_PROFILE_RELEASE_CODEGEN_UNITS=64 CARGO_PROFILE_RELEASE_DEBUG=false \
     CARGO_PROFILE_DEV_DEBUG=false cargo install --quiet "$@"
 }
+
+# trunk's two cargo builds (index.html's two rust links, with the arguments trunk gives cargo)
+# run our crate through clippy-driver, as `cargo clippy` does (dependencies stay plain rustc):
+# the wasm32 lints come with the one wasm32 compilation the page needs instead of a check build
+# of their own. CLIPPY_ARGS is how cargo-clippy hands its arguments to the driver. Its own target
+# dir: nothing in it is shared with the native builds (other than a few proc macros), and
+# cargo's lock on the native one would hold it up while those run.
+wasm_cargo() {
+  CARGO_TARGET_DIR="$target_dir/wasm" RUSTC_WORKSPACE_WRAPPER="$(rustup which clippy-driver)" \
+    CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__" "$@"
+}
+if [ "$phase" = --compile ]; then
+  step compiling the page\'s wasm32 binaries
+  cargo fetch --quiet --target wasm32-unknown-unknown
+  # Exactly as trunk asks (its log shows the arguments), so that trunk later finds them fresh.
+  wasm_cargo cargo build --target=wasm32-unknown-unknown --manifest-path "$PWD/Cargo.toml" --offline \
+    --bin lab-worker --no-default-features --features train,cpu-simd
+  wasm_cargo cargo build --target=wasm32-unknown-unknown --manifest-path "$PWD/Cargo.toml" --offline \
+    --bin adaexp --no-default-features
+  exit 0
+fi
 
 missing=()
 command -v chromium >/dev/null || missing+=(chromium chromium-driver)
@@ -56,7 +80,6 @@ if ! wasm-bindgen --version 2>/dev/null | grep -q ' 0\.2\.130'; then
   # Not --locked: its lock file asks for a crate version this registry lacks.
   install_tool wasm-bindgen-cli --version 0.2.130
 fi
-phase="${1:-all}"
 [ "$phase" = --install ] && exit 0
 
 if [ "$phase" = all ] || [ "$phase" = --build ]; then
@@ -64,15 +87,7 @@ step building the page
 rm -rf "$work"
 mkdir -p "$work"
 cargo fetch --quiet --target wasm32-unknown-unknown
-# Trunk's two cargo builds (the page without Burn, the worker with `train`) run our crate through
-# clippy-driver, as `cargo clippy` does (dependencies stay plain rustc): the wasm32 lints come
-# with the one wasm32 compilation the page needs instead of a check build of their own.
-# CLIPPY_ARGS is how cargo-clippy hands its arguments to the driver.
-# Its own target dir: nothing in it is shared with the native builds (other than a few proc
-# macros), and cargo's lock on the native one would hold it up while those run.
-CARGO_TARGET_DIR="$target_dir/wasm" RUSTC_WORKSPACE_WRAPPER="$(rustup which clippy-driver)" \
-  CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__" \
-  TRUNK_SKIP_VERSION_CHECK=true trunk build --dist "$work/dist"
+wasm_cargo env TRUNK_SKIP_VERSION_CHECK=true trunk build --dist "$work/dist"
 fi
 [ "$phase" = --build ] && exit 0
 
