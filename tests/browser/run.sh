@@ -77,8 +77,9 @@ if ! trunk --version 2>/dev/null | grep -q ' 0\.21\.14'; then
 fi
 if ! wasm-bindgen --version 2>/dev/null | grep -q ' 0\.2\.130'; then
   step installing wasm-bindgen-cli
-  # Not --locked: its lock file asks for a crate version this registry lacks.
-  install_tool wasm-bindgen-cli --version 0.2.130
+  # Not --locked: its lock file asks for a crate version this registry lacks. Without default
+  # features: no TLS stack (rustls, ring), which only its test runner's downloads use.
+  install_tool wasm-bindgen-cli --version 0.2.130 --no-default-features
 fi
 [ "$phase" = --install ] && exit 0
 
@@ -91,7 +92,9 @@ wasm_cargo env TRUNK_SKIP_VERSION_CHECK=true trunk build --dist "$work/dist"
 fi
 [ "$phase" = --build ] && exit 0
 
-cargo build --quiet
+# The adaexp binary the README's test command builds, fresh after it (as in .ci/run): a plain
+# `cargo build` would compile the crate again, for the dev profile rather than the test one.
+cargo test --no-run --quiet
 adaexp="$target_dir/debug/adaexp"
 step making a tiny CIFAR-10 subset
 node tests/browser/make-cifar.mjs "$work/cifar" 100 200
