@@ -1,4 +1,4 @@
-//! `adaexp bench train --json` end to end through the binary: the figures a script reads.
+//! `adaexp bench` end to end through the binary: the figures a script or a reader takes from it.
 // The binary is native: these tests drive it as a process.
 #![cfg(not(target_arch = "wasm32"))]
 
@@ -145,4 +145,24 @@ fn layers_lists_vgg16s_convolutions_with_the_side_each_reads() {
     assert!(!refused.status.success());
     let message = String::from_utf8_lossy(&refused.stderr);
     assert!(message.contains("--model"), "{message}");
+}
+
+#[test]
+fn optim_times_only_the_models_asked_for() {
+    let text = printed(&["bench", "optim", "--steps", "1", "--model", "resnet20"]);
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(2)
+        .map(|line| line.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 1, "{text}");
+    let row = &rows[0];
+    assert_eq!(row[..2], ["resnet20", "269722"], "{text}");
+    // Adam's ms, AdaExp's at p = ½ with its ratio, mid-decay with its ratio.
+    let figures: Vec<f64> = row[2..].iter().map(|f| f.parse().unwrap()).collect();
+    assert_eq!(figures.len(), 5, "{text}");
+    assert!(figures.iter().all(|f| f.is_finite() && *f > 0.0), "{text}");
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-3 + 1e-2 * b;
+    assert!(close(figures[2], figures[1] / figures[0]), "{text}");
+    assert!(close(figures[4], figures[3] / figures[0]), "{text}");
 }

@@ -31,9 +31,13 @@ pub struct BenchArgs {
 enum BenchTarget {
     /// Time of one optimizer step: AdaExp vs Burn's Adam.
     Optim {
-        /// Timed steps per measurement (after 2 warm-up steps); the median is reported.
+        /// Timed steps per optimizer (after 2 warm-up steps), the three optimizers taking
+        /// turns step by step; the median is reported.
         #[arg(long, default_value_t = 10)]
         steps: usize,
+        /// Whose parameters are stepped.
+        #[arg(long, value_enum, value_delimiter = ',', default_values_t = [ModelSpec::Resnet20, ModelSpec::Vgg16])]
+        model: Vec<ModelSpec>,
         #[arg(long, value_enum, default_value_t = Backend::Cpu)]
         backend: Backend,
     },
@@ -213,24 +217,32 @@ fn read_back(model: &Model) {
     model.visit(&mut First(false));
 }
 
-/// Median wall time of one `ModuleOptimizer::step` over `steps` timed steps.
-fn time_steps(
-    mut optimizer: ModuleOptimizer,
-    mut model: Model,
+/// Median wall time of one `ModuleOptimizer::step` of each optimizer over `steps` timed steps,
+/// each on its own copy of `model`. The optimizers take turns step by step, so that what slows
+/// the machine for a while (another process, the clock) slows each of them alike.
+fn time_steps<const N: usize>(
+    optimizers: [ModuleOptimizer; N],
+    model: &Model,
     steps: usize,
     device: &Device,
-) -> Duration {
-    let mut times = Vec::with_capacity(steps);
+) -> [Duration; N] {
+    let mut arms = optimizers.map(|optimizer| (optimizer, Some(model.clone()), Vec::new()));
     for i in 0..steps + 2 {
-        let grads = gradients(&model, device);
-        let start = Instant::now();
-        model = optimizer.step(1e-3, model, grads);
-        read_back(&model);
-        if i >= 2 {
-            times.push(start.elapsed());
+        for (optimizer, model, times) in &mut arms {
+            let stepped = model
+                .take()
+                .expect("each arm's model is put back after its step");
+            let grads = gradients(&stepped, device);
+            let start = Instant::now();
+            let stepped = optimizer.step(1e-3, stepped, grads);
+            read_back(&stepped);
+            if i >= 2 {
+                times.push(start.elapsed());
+            }
+            *model = Some(stepped);
         }
     }
-    median(times)
+    arms.map(|(_, _, times)| median(times))
 }
 
 /// The middle of some (non-empty) timings.
@@ -323,7 +335,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             batch_size.max(1),
             dir.as_deref(),
         ),
-        BenchTarget::Optim { steps, backend } => bench_optim(steps.max(1), backend),
+        BenchTarget::Optim {
+            steps,
+            model,
+            backend,
+        } => bench_optim(steps.max(1), &model, backend),
         BenchTarget::Layers {
             model,
             backend,
@@ -393,7 +409,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
 }
 
-fn bench_optim(steps: usize, backend: Backend) -> anyhow::Result<()> {
+fn bench_optim(steps: usize, models: &[ModelSpec], backend: Backend) -> anyhow::Result<()> {
     // The module optimizer works on autodiff parameters, as in training.
     let chosen = super::backend::choose(backend)?;
     let device = chosen.device;
@@ -405,21 +421,28 @@ fn bench_optim(steps: usize, backend: Backend) -> anyhow::Result<()> {
     });
     let at_half = adaexp(Schedule::constant(0.5));
     println!(
-        "optimizer step on {}, median of {steps} steps (after 2 warm-up steps)",
+        "optimizer step on {}, median of {steps} steps each (after 2 warm-up steps), taking turns",
         chosen.name
     );
     println!(
         "{:<10} {:>10} {:>14} {:>16} {:>8} {:>16} {:>8}",
         "params", "count", "burn adam ms", "adaexp p=.5 ms", "ratio", "adaexp p(t) ms", "ratio"
     );
-    for model in [ModelSpec::Resnet20, ModelSpec::Vgg16] {
+    for model in models {
         let name = model.name();
         let network = model.init(3, &device, 0);
         let count = network.trainable_params();
         let burn_adam = AdamConfig::new().with_epsilon(1e-8).init();
-        let reference = time_steps(burn_adam, network.clone(), steps, &device);
-        let half = time_steps(at_half.build(1).optimizer, network.clone(), steps, &device);
-        let scheduled = time_steps(decaying.build(1).optimizer, network, steps, &device);
+        let [reference, half, scheduled] = time_steps(
+            [
+                burn_adam,
+                at_half.build(1).optimizer,
+                decaying.build(1).optimizer,
+            ],
+            &network,
+            steps,
+            &device,
+        );
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         println!(
             "{:<10} {:>10} {:>14.3} {:>16.3} {:>8.3} {:>16.3} {:>8.3}",
