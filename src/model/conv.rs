@@ -23,14 +23,16 @@ use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, Flex, backend_extension};
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::tensor::Tensor;
 
-use super::flex::{chunks_with_scratch, dims4, f32s, from_vec, map_indices, on_flex, values};
+use super::flex::{
+    chunks_with_scratch, dims4, f32s, from_vec, map_indices, on_flex, record, values,
+};
 
 #[backend_extension(Flex, Autodiff)]
 pub trait ConvBackend: Backend {
@@ -704,21 +706,11 @@ impl<C: CheckpointStrategy> ConvBackend for Autodiff<Flex, C> {
             stride,
             padding,
         );
-        match ConvBackward
-            .prepare::<C>([x.node(), weight.node(), bias.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let state = ConvState {
-                    x: x.primitive().clone(),
-                    weight: weight_values,
-                    geometry,
-                };
-                prep.finish(state, output)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(output),
-        }
+        record::<C, _>(ConvBackward, [&x, &weight, &bias], output, || ConvState {
+            x: x.primitive().clone(),
+            weight: weight_values,
+            geometry,
+        })
     }
 }
 

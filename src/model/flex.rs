@@ -1,7 +1,11 @@
 //! What our own kernels for Burn's CPU backend (flex) share: telling that a device is that
-//! backend, reading a tensor's values where they lie, making a tensor of values, and running a
-//! loop over the cores (rayon natively, one thread in the browser's worker).
+//! backend, reading a tensor's values where they lie, making a tensor of values, recording an
+//! operation for autodiff, and running a loop over the cores (rayon natively, one thread in the
+//! browser's worker).
 
+use burn::backend::autodiff::Autodiff;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::ops::{Backward, OpsKind};
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{DispatchDevice, Flex, TensorMetadata};
@@ -32,6 +36,22 @@ pub(super) fn f32s(tensor: &FloatTensor<Flex>) -> Vec<f32> {
 
 pub(super) fn from_vec(values: Vec<f32>, shape: impl Into<Shape>) -> FloatTensor<Flex> {
     Flex::float_from_data(TensorData::new(values, shape), &Default::default())
+}
+
+/// `output`, computed by our kernel from three `inputs`, as autodiff's tensor: recorded with
+/// `backward` as its backward step, whose state (which may copy what that step reads) is only
+/// made where a gradient is wanted.
+pub(super) fn record<C: CheckpointStrategy, Step: Backward<Flex, 3>>(
+    backward: Step,
+    inputs: [&FloatTensor<Autodiff<Flex, C>>; 3],
+    output: FloatTensor<Flex>,
+    state: impl FnOnce() -> Step::State,
+) -> FloatTensor<Autodiff<Flex, C>> {
+    let nodes = inputs.map(|input| input.node());
+    match backward.prepare::<C>(nodes).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => prep.finish(state(), output),
+        OpsKind::UnTracked(prep) => prep.finish(output),
+    }
 }
 
 /// The dimensions of a CPU tensor of rank 4.

@@ -14,7 +14,7 @@ use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, ExtensionType, Flex, TensorMetadata, backend_extension};
@@ -22,7 +22,7 @@ use burn::nn::BatchNorm;
 use burn::tensor::activation::relu;
 use burn::tensor::{Shape, Tensor, TensorData};
 
-use super::flex::{f32s, from_vec, map_indices, on_flex, values};
+use super::flex::{f32s, from_vec, map_indices, on_flex, record, values};
 
 /// The normalised output and the batch's statistics per channel, [2, C]: the means, then the
 /// biased variances (as Burn's batch norm returns them for the running statistics).
@@ -280,23 +280,14 @@ impl<C: CheckpointStrategy> NormReluBackend for Autodiff<Flex, C> {
         // Statistics leave the graph: the running averages take them detached.
         let statistics_tensor =
             Self::float_from_data(TensorData::new(stats, [2, channels]), &Default::default());
-        let output = match NormBackward
-            .prepare::<C>([x.node(), gamma.node(), beta.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let state = NormState {
-                    x: x.primitive().clone(),
-                    output: output.clone(),
-                    gamma: gamma_values,
-                    statistics,
-                    relu,
-                };
-                prep.finish(state, output)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(output),
+        let state = || NormState {
+            x: x.primitive().clone(),
+            output: output.clone(),
+            gamma: gamma_values,
+            statistics,
+            relu,
         };
+        let output = record::<C, _>(NormBackward, [&x, &gamma, &beta], output.clone(), state);
         NormOutput {
             output,
             statistics: statistics_tensor,
