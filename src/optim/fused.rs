@@ -10,8 +10,8 @@
 //!
 //! A general p is the exception: v^p is `log2` then `power_of` here, not the C library's `powf`
 //! (one call per element, most of the step's time at mid-decay). They compute in f64 with basic
-//! arithmetic only, so its f32 result is the correctly rounded x^p but for values within 2e-14 of a
-//! rounding boundary, and the same on every machine and C library.
+//! arithmetic only, so that the f32 result is the correctly rounded x^p but for values within
+//! 2e-14 of a rounding boundary, and the same on every machine and C library.
 //!
 //! The loops are straight runs of arithmetic (the choices that do not change which buffers are
 //! touched are selects), so the compiler vectorises them, and they are compiled for AVX-512 and
