@@ -706,7 +706,7 @@ impl<C: CheckpointStrategy> ConvBackend for Autodiff<Flex, C> {
             stride,
             padding,
         );
-        record::<C, _>(ConvBackward, [&x, &weight, &bias], output, || ConvState {
+        record::<C, _>(ConvBackward, [&x, &weight, &bias], output, |_| ConvState {
             x: x.primitive().clone(),
             weight: weight_values,
             geometry,

@@ -39,17 +39,17 @@ pub(super) fn from_vec(values: Vec<f32>, shape: impl Into<Shape>) -> FloatTensor
 }
 
 /// `output`, computed by our kernel from three `inputs`, as autodiff's tensor: recorded with
-/// `backward` as its backward step, whose state (which may copy what that step reads) is only
-/// made where a gradient is wanted.
+/// `backward` as its backward step, whose state (which may copy what that step reads, the output
+/// among it) is only made where a gradient is wanted.
 pub(super) fn record<C: CheckpointStrategy, Step: Backward<Flex, 3>>(
     backward: Step,
     inputs: [&FloatTensor<Autodiff<Flex, C>>; 3],
     output: FloatTensor<Flex>,
-    state: impl FnOnce() -> Step::State,
+    state: impl FnOnce(&FloatTensor<Flex>) -> Step::State,
 ) -> FloatTensor<Autodiff<Flex, C>> {
     let nodes = inputs.map(|input| input.node());
     match backward.prepare::<C>(nodes).compute_bound().stateful() {
-        OpsKind::Tracked(prep) => prep.finish(state(), output),
+        OpsKind::Tracked(prep) => prep.finish(state(&output), output),
         OpsKind::UnTracked(prep) => prep.finish(output),
     }
 }

@@ -280,14 +280,14 @@ impl<C: CheckpointStrategy> NormReluBackend for Autodiff<Flex, C> {
         // Statistics leave the graph: the running averages take them detached.
         let statistics_tensor =
             Self::float_from_data(TensorData::new(stats, [2, channels]), &Default::default());
-        let state = || NormState {
+        let state = |output: &FloatTensor<Flex>| NormState {
             x: x.primitive().clone(),
             output: output.clone(),
             gamma: gamma_values,
             statistics,
             relu,
         };
-        let output = record::<C, _>(NormBackward, [&x, &gamma, &beta], output.clone(), state);
+        let output = record::<C, _>(NormBackward, [&x, &gamma, &beta], output, state);
         NormOutput {
             output,
             statistics: statistics_tensor,
