@@ -15,12 +15,17 @@ if ! compgen -G '/usr/share/vulkan/icd.d/*.json' >/dev/null; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mesa-vulkan-drivers libvulkan1 >/dev/null
 fi
 
-step cargo test --features gpu --test gpu
-cargo test --features gpu --test gpu -- --nocapture
+# FEATURES picks the GPU configuration (e.g. gpu,gpu-fusion,gpu-autotune; default gpu);
+# RELEASE=1 tests the release build (which BENCH's build then shares).
+features="${FEATURES:-gpu}"
+profile=()
+[ "${RELEASE:-0}" = 1 ] && profile=(--release)
+step cargo test "${profile[@]}" --features "$features" --test gpu
+cargo test "${profile[@]}" --features "$features" --test gpu -- --nocapture
 
 if [ "${BENCH:-0}" = 1 ]; then
   step bench train
-  cargo build --release --features gpu --quiet
+  cargo build --release --features "$features" --quiet
   adaexp="${CARGO_TARGET_DIR:-target}/release/adaexp"
   for backend in cpu gpu; do
     "$adaexp" bench train --backend "$backend" --model "${BENCH_MODELS:-small-cnn}"
