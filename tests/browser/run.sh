@@ -41,7 +41,7 @@ if [ "$phase" = --compile ]; then
   cargo fetch --quiet --target wasm32-unknown-unknown
   # Exactly as trunk asks (its log shows the arguments), so that trunk later finds them fresh.
   wasm_cargo cargo build --target=wasm32-unknown-unknown --manifest-path "$PWD/Cargo.toml" --offline \
-    --bin lab-worker --no-default-features --features train,cpu-simd
+    --bin lab-worker --no-default-features --features train,cpu-simd,burn/fusion
   wasm_cargo cargo build --target=wasm32-unknown-unknown --manifest-path "$PWD/Cargo.toml" --offline \
     --bin adaexp --no-default-features
   exit 0
