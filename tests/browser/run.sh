@@ -39,9 +39,12 @@ wasm_cargo() {
 if [ "$phase" = --compile ]; then
   step compiling the page\'s wasm32 binaries
   cargo fetch --quiet --target wasm32-unknown-unknown
-  # Exactly as trunk asks (its log shows the arguments), so that trunk later finds them fresh.
+  # Exactly as trunk asks (its log shows the arguments), so that trunk later finds them fresh:
+  # the worker's features as index.html names them (its only data-cargo-features).
+  worker_features=$(grep -o 'data-cargo-features="[^"]*"' index.html | cut -d'"' -f2)
+  [ -n "$worker_features" ] || { echo "index.html names no features for the worker" >&2; exit 1; }
   wasm_cargo cargo build --target=wasm32-unknown-unknown --manifest-path "$PWD/Cargo.toml" --offline \
-    --bin lab-worker --no-default-features --features train,cpu-simd,burn/fusion
+    --bin lab-worker --no-default-features --features "$worker_features"
   wasm_cargo cargo build --target=wasm32-unknown-unknown --manifest-path "$PWD/Cargo.toml" --offline \
     --bin adaexp --no-default-features
   exit 0
