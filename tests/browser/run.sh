@@ -42,7 +42,8 @@ if [ "$phase" = --compile ]; then
   # Exactly as trunk asks (its log shows the arguments), so that trunk later finds them fresh:
   # the worker's features as index.html names them (its only data-cargo-features).
   worker_features=$(grep -o 'data-cargo-features="[^"]*"' index.html | cut -d'"' -f2)
-  [ -n "$worker_features" ] || { echo "index.html names no features for the worker" >&2; exit 1; }
+  [ -n "$worker_features" ] && [ "$(wc -l <<<"$worker_features")" = 1 ] \
+    || { echo "index.html must name the worker's features in exactly one data-cargo-features" >&2; exit 1; }
   wasm_cargo cargo build --target=wasm32-unknown-unknown --manifest-path "$PWD/Cargo.toml" --offline \
     --bin lab-worker --no-default-features --features "$worker_features"
   wasm_cargo cargo build --target=wasm32-unknown-unknown --manifest-path "$PWD/Cargo.toml" --offline \
